@@ -1,0 +1,41 @@
+"""labkit.data: the embedded procedural world and real-format loaders.
+
+All datasets share :class:`ImageTextDataset` (items are dicts with ``image``,
+``captions``, ``pair_id``, ``topic``, ``saliency``, ``index``)::
+
+    from labkit.data import make_world, CocoCaptions, flickr30k
+    world = make_world(n_pairs=2000, seed=0)             # world.train / .val / .test
+    coco = CocoCaptions("coco/val2017", "coco/annotations/captions_val2017.json")
+    f30k = flickr30k("data/flickr30k", split="test")
+"""
+
+from .base import DataFormatError, ImageTextDataset, default_transform
+from .coco import CocoCaptions
+from .karpathy import KarpathySplit, coco_karpathy, flickr8k, flickr30k
+from .world import (
+    COLOURS,
+    PAIRINGS,
+    SHAPES,
+    TOPIC_NAMES,
+    EmbeddedWorld,
+    EmbeddedWorldDataset,
+    make_world,
+)
+
+__all__ = [
+    "DataFormatError",
+    "ImageTextDataset",
+    "default_transform",
+    "EmbeddedWorld",
+    "EmbeddedWorldDataset",
+    "make_world",
+    "SHAPES",
+    "COLOURS",
+    "TOPIC_NAMES",
+    "PAIRINGS",
+    "CocoCaptions",
+    "KarpathySplit",
+    "coco_karpathy",
+    "flickr30k",
+    "flickr8k",
+]

@@ -1,0 +1,538 @@
+r"""The GRL gap reducer of seed 000 (*Pull It Together*, §4.2, eq. 5): a modality classifier behind a gradient
+reversal layer, trained jointly with the contrastive loss,
+
+.. math::
+    \mathcal{L} = \mathcal{L}_{\text{Contrastive}} + \lambda\cdot\mathcal{L}_{\text{Modality}} .   \qquad (5)
+
+Which piece implements what
+---------------------------
+* :func:`grad_reverse` / :class:`GradientReversal` — the GRL (Ganin & Lempitsky): identity in the forward pass,
+  gradient multiplied by :math:`-c` in the backward pass (``c`` = the GRL coefficient ``lambd``).
+* :class:`ModalityClassifier` — the modality classifier *M* of §5: the GRL first, then an M-layer MLP (M = 5 by
+  default, ReLU between the linear layers), then a sigmoid giving :math:`P(\text{text})`. Its input is the N image
+  and N text embeddings **stacked on the batch dimension, image rows first**; the modality labels are
+  **0 = image, 1 = text** (:func:`stack_modalities`).
+* :class:`ModalityLoss` — the loss term :math:`\mathcal{L}_{\text{Modality}}` for labkit's loss seam
+  (:class:`~labkit.losses.Objective`): BCE of the classifier over the 2N stacked embeddings; it logs the
+  classifier's accuracy.
+* :func:`grl_objective` — the whole of eq. 5 as an :class:`~labkit.losses.Objective`:
+  ``ClipLoss`` (eq. 1–3) plus the modality term with the right weight.
+* :func:`lambda_sweep` — the λ ablation of §6 (Fig. 3, Table 2) on any data source, for notebook 03.
+
+Where λ lives — two modes, one total loss
+-----------------------------------------
+Write :math:`e` for the embeddings, :math:`\theta` for the classifier's weights and :math:`L_m` for the BCE.
+Whatever the mode, **the total loss reads** :math:`L_c + \lambda L_m` and **the encoders receive**
+:math:`\partial L_c/\partial e - \lambda\,\partial L_m/\partial e` (the contrastive gradient is never touched).
+The modes differ only in what the *classifier* receives:
+
+``lambda_on="loss"`` — seed 000 literally (the default).
+    λ is the Objective weight of the term and the GRL coefficient is 1:
+    ``Objective({"contrastive": ClipLoss(), "modality": (ModalityLoss(d), λ)})``. The encoders get
+    :math:`-\lambda\,\partial L_m/\partial e` and the classifier gets :math:`+\lambda\,\partial L_m/\partial\theta`.
+    Consequence: at λ = 0 the classifier receives no gradient at all, stays at its initialisation, and its accuracy
+    means nothing.
+
+``lambda_on="grl"`` — the classifier always learns at full strength.
+    λ is the GRL coefficient and the term enters the Objective with weight 1. The term returns
+    ``λ·L_m.detach() + (L_m − L_m.detach())``: its *value* is exactly :math:`\lambda L_m` (the second bracket is
+    exactly 0), its *gradient* is that of :math:`L_m`. So the classifier gets :math:`+\partial L_m/\partial\theta`
+    for every λ, including 0, and the GRL turns the encoders' share into :math:`-\lambda\,\partial L_m/\partial e`.
+    At λ = 0 the GRL cuts the path (its backward returns exact zeros): the classifier is then a pure *probe* of how
+    separable the modalities are, and the encoders train exactly as the baseline does.
+
+Under AdamW (the optimiser of :func:`labkit.train.fit` and of seed 000's CLIP run) the two modes train the
+encoders identically for λ > 0 up to rounding: the encoders' gradients are the same, and Adam's update is invariant
+to a constant rescaling of the classifier's gradient (up to its ε). They differ materially at λ = 0 and under
+plain SGD (seed 000's CLAP run). ``ModalityLoss.objective_weight`` tells which weight the term must be given;
+:func:`grl_objective` always gets it right. In ``"grl"`` mode the Objective's ``loss/modality`` log is the
+weighted value λ·L_m; in both modes ``modality/bce`` is the unweighted :math:`L_m`.
+
+Both facts are tested (``tests/test_grl.py``): at λ = 0 the total loss and the encoders' gradients *equal* the
+baseline CLIP loss's bit for bit; the modality term alone sends exactly :math:`-\lambda\,\partial L_m/\partial e`
+to the embeddings.
+
+No cost at inference: the classifier lives in the objective, not in the model; ``model.encode_image`` /
+``encode_text`` are the same code path with or without it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .losses import ClipLoss, Features, Objective
+
+__all__ = [
+    "grad_reverse",
+    "GradientReversal",
+    "ModalityClassifier",
+    "ModalityLoss",
+    "stack_modalities",
+    "grl_objective",
+    "embed_dim_of",
+    "LAMBDA_MODES",
+    "PAPER_LAMBDAS",
+    "GrlSweep",
+    "lambda_sweep",
+]
+
+LAMBDA_MODES = ("loss", "grl")
+PAPER_LAMBDAS = (0.0, 0.5, 1.0, 3.0)  # seed 000 §5
+IMAGE_LABEL, TEXT_LABEL = 0.0, 1.0
+
+
+def _check_lambda(lambd: float, name: str = "lambd") -> float:
+    try:
+        value = float(lambd)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {lambd!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {lambd!r}")
+    return value
+
+
+# ============================================================================ the GRL
+
+
+class _GradReverse(torch.autograd.Function):
+    """Identity forward; ``grad · (−λ)`` backward. λ = 0 returns exact zeros (nothing reaches the input)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, lambd: float) -> torch.Tensor:
+        ctx.lambd = lambd
+        return x.view_as(x)  # a new autograd node sharing the data: the forward pass is the identity
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        if ctx.lambd == 0.0:
+            return torch.zeros_like(grad_output), None
+        return grad_output * (-ctx.lambd), None
+
+
+def grad_reverse(x: torch.Tensor, lambd: float = 1.0) -> torch.Tensor:
+    r"""The gradient reversal layer as a function: returns ``x`` unchanged; in the backward pass the gradient
+    arriving at the output is multiplied by :math:`-\lambda` before it reaches ``x``."""
+    return _GradReverse.apply(x, _check_lambda(lambd))
+
+
+class GradientReversal(nn.Module):
+    """The GRL as a module (no parameters). ``lambd`` is the coefficient of the reversed gradient (default 1)."""
+
+    def __init__(self, lambd: float = 1.0):
+        super().__init__()
+        self.lambd = _check_lambda(lambd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return grad_reverse(x, self.lambd)
+
+    def extra_repr(self) -> str:
+        return f"lambd={self.lambd}"
+
+
+# ============================================================================ the modality classifier
+
+
+def stack_modalities(image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack N image and N text embeddings on the batch dimension (seed 000, Fig. 1's *Stack*).
+
+    Returns ``(x, labels)``: ``x`` is (2N, D) with the image rows first, ``labels`` is (2N,) float with
+    0 for image rows and 1 for text rows.
+    """
+    if image.ndim != 2 or text.ndim != 2 or image.shape[1] != text.shape[1]:
+        raise ValueError(f"image and text must be (N, D) with the same D; got {tuple(image.shape)} and "
+                         f"{tuple(text.shape)}")
+    x = torch.cat([image, text], dim=0)
+    labels = torch.cat([image.new_full((image.shape[0],), IMAGE_LABEL), text.new_full((text.shape[0],), TEXT_LABEL)])
+    return x, labels
+
+
+class ModalityClassifier(nn.Module):
+    r"""Seed 000's modality classifier: GRL → M linear layers with ReLU between them → sigmoid = P(text).
+
+    Args:
+        embed_dim: width D of the embeddings.
+        depth: number of linear layers M (seed 000 §5: 5).
+        hidden: width of the hidden layers: one int for all M − 1 of them, or a sequence of M − 1 widths.
+            Default: ``embed_dim``.
+        grl_lambda: coefficient of the GRL in front of the MLP (1 for seed 000's eq. 5 with λ on the loss).
+        seed: if given, the initial weights are drawn from this seed without disturbing torch's global RNG.
+
+    Input: (B, D) embeddings; for the modality loss, :func:`stack_modalities` of the image and text batch
+    (image rows first, label 0 = image, 1 = text). :meth:`forward` returns probabilities (B,) of *text*;
+    :meth:`logits` returns the pre-sigmoid scores (B,), which the loss uses with
+    ``binary_cross_entropy_with_logits`` — mathematically the BCE of ``sigmoid(logits)``, computed stably.
+    """
+
+    def __init__(self, embed_dim: int, depth: int = 5, hidden: int | Sequence[int] | None = None,
+                 grl_lambda: float = 1.0, seed: int | None = None):
+        super().__init__()
+        if int(embed_dim) < 1:
+            raise ValueError(f"embed_dim must be >= 1, got {embed_dim}")
+        if int(depth) < 1:
+            raise ValueError(f"depth (the number of linear layers M) must be >= 1, got {depth}")
+        embed_dim, depth = int(embed_dim), int(depth)
+        hidden = embed_dim if hidden is None else hidden
+        widths = [int(hidden)] * (depth - 1) if isinstance(hidden, (int, np.integer)) else [int(h) for h in hidden]
+        if len(widths) != depth - 1 or any(w < 1 for w in widths):
+            raise ValueError(f"hidden must be one positive int or {depth - 1} positive widths (depth={depth}), "
+                             f"got {hidden!r}")
+        self.embed_dim, self.depth, self.hidden = embed_dim, depth, tuple(widths)
+        self.grl = GradientReversal(grl_lambda)
+        dims = [embed_dim, *widths, 1]
+        layers: list[nn.Module] = []
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
+            for i in range(depth):
+                layers.append(nn.Linear(dims[i], dims[i + 1]))
+                if i < depth - 1:
+                    layers.append(nn.ReLU())
+        self.mlp = nn.Sequential(*layers)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Pre-sigmoid scores (B,): GRL, then the MLP. Positive means 'text'."""
+        return self.mlp(self.grl(x)).squeeze(-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """P(text) for each row of ``x`` (B,): the sigmoid at the end of seed 000's classifier."""
+        return torch.sigmoid(self.logits(x))
+
+
+# ============================================================================ the loss term
+
+
+class ModalityLoss(nn.Module):
+    r""":math:`\mathcal{L}_{\text{Modality}}` of seed 000 eq. 5 as a labkit loss term.
+
+    ``term(features) -> (value, logs)``: stacks ``features.image`` and ``features.text`` (2N rows, image first,
+    label 0 = image, 1 = text), runs the :class:`ModalityClassifier` (GRL first) and takes the mean BCE over the
+    2N rows. Logs ``bce`` (:math:`L_m`, unweighted, in both modes), ``accuracy`` (threshold P(text) = 0.5) and
+    ``accuracy_image`` / ``accuracy_text``.
+
+    Args:
+        embed_dim: width of the embeddings.
+        lambd: λ of eq. 5 (>= 0).
+        lambda_on: where λ lives (see the module docstring).
+            ``"loss"``: seed 000 literally — GRL coefficient 1, value :math:`L_m`, to be weighted λ in the Objective;
+            the classifier gets λ·∂L_m/∂θ (nothing at λ = 0).
+            ``"grl"``: GRL coefficient λ, value exactly :math:`\lambda L_m` with the gradient of :math:`L_m`, to be
+            weighted 1; the classifier always gets ∂L_m/∂θ.
+            In both, the encoders get exactly −λ·∂L_m/∂e and the total reads L_c + λ·L_m.
+        depth, hidden, seed: passed to :class:`ModalityClassifier`.
+
+    Use :attr:`objective_weight` as the term's weight in an :class:`~labkit.losses.Objective`, or build the whole
+    objective with :func:`grl_objective`.
+    """
+
+    def __init__(self, embed_dim: int, lambd: float = 1.0, lambda_on: str = "loss", depth: int = 5,
+                 hidden: int | Sequence[int] | None = None, seed: int | None = None):
+        super().__init__()
+        if lambda_on not in LAMBDA_MODES:
+            raise ValueError(f"lambda_on must be one of {LAMBDA_MODES}, got {lambda_on!r}")
+        lambd = _check_lambda(lambd)
+        if lambd < 0:
+            raise ValueError(f"lambd must be >= 0 (the GRL already reverses the gradient), got {lambd}")
+        self.lambd, self.lambda_on = lambd, lambda_on
+        grl_lambda = 1.0 if lambda_on == "loss" else lambd
+        self.classifier = ModalityClassifier(embed_dim, depth=depth, hidden=hidden, grl_lambda=grl_lambda, seed=seed)
+
+    @property
+    def objective_weight(self) -> float:
+        """The weight this term must have in the Objective for the total to read L_c + λ·L_m."""
+        return self.lambd if self.lambda_on == "loss" else 1.0
+
+    def forward(self, features: Features) -> tuple[torch.Tensor, dict[str, float]]:
+        x, labels = stack_modalities(features.image, features.text)
+        logits = self.classifier.logits(x)
+        bce = F.binary_cross_entropy_with_logits(logits, labels)  # = BCE(sigmoid(logits), labels), stably
+        if self.lambda_on == "grl":
+            frozen = bce.detach()
+            value = self.lambd * frozen + (bce - frozen)  # value λ·L_m exactly, gradient that of L_m
+        else:
+            value = bce
+        with torch.no_grad():
+            correct = ((logits > 0).to(labels.dtype) == labels).float()
+            n = features.image.shape[0]
+            logs = {
+                "bce": float(bce),
+                "accuracy": float(correct.mean()),
+                "accuracy_image": float(correct[:n].mean()),
+                "accuracy_text": float(correct[n:].mean()),
+            }
+        return value, logs
+
+    @torch.no_grad()
+    def accuracy(self, image: torch.Tensor | np.ndarray, text: torch.Tensor | np.ndarray) -> float:
+        """The classifier's accuracy on given embeddings (e.g. a held-out split's), in [0, 1]."""
+        p = next(self.classifier.parameters())
+        image = torch.as_tensor(np.asarray(image) if not torch.is_tensor(image) else image).to(p)
+        text = torch.as_tensor(np.asarray(text) if not torch.is_tensor(text) else text).to(p)
+        x, labels = stack_modalities(image, text)
+        was_training = self.classifier.training
+        self.classifier.eval()
+        try:
+            return float((((self.classifier.logits(x) > 0).to(labels.dtype)) == labels).float().mean())
+        finally:
+            self.classifier.train(was_training)
+
+    def extra_repr(self) -> str:
+        return f"lambd={self.lambd}, lambda_on={self.lambda_on!r}"
+
+
+def grl_objective(lambd: float, embed_dim: int, lambda_on: str = "loss", **classifier_kwargs: Any) -> Objective:
+    r"""Seed 000 eq. 5 as an :class:`~labkit.losses.Objective`: ``contrastive`` (:class:`~labkit.losses.ClipLoss`,
+    eq. 1–3, weight 1) + ``modality`` (:class:`ModalityLoss`, weighted so that the total reads
+    :math:`L_c + \lambda L_m`).
+
+    ``lambda_on`` picks where λ lives (``"loss"``, seed 000's reading, or ``"grl"``, the classifier always learning at
+    full strength; see the module docstring). ``classifier_kwargs`` (``depth``, ``hidden``, ``seed``) go to
+    :class:`ModalityClassifier`.
+    """
+    term = ModalityLoss(embed_dim, lambd=lambd, lambda_on=lambda_on, **classifier_kwargs)
+    return Objective({"contrastive": ClipLoss(), "modality": (term, term.objective_weight)})
+
+
+def embed_dim_of(model_name: str) -> int:
+    """The embedding width of an open_clip / labkit model config, without building the model."""
+    import open_clip
+
+    from . import models  # noqa: F401  (registers labkit's configs with open_clip)
+
+    cfg = open_clip.get_model_config(model_name)
+    if cfg is None or "embed_dim" not in cfg:
+        raise ValueError(f"no open_clip config with an embed_dim for model {model_name!r}")
+    return int(cfg["embed_dim"])
+
+
+# ============================================================================ the λ sweep (seed 000 §6, Fig. 3)
+
+RECALL_KEYS = tuple(f"{d}_R@{k}" for d in ("i2t", "t2i") for k in (1, 5, 10))
+SUMMARY_KEYS = ("gap", "silhouette", "mean_recall", *RECALL_KEYS, "classifier_acc_train", "classifier_acc_test")
+
+
+def _lambda_key(lambd: float) -> str:
+    return f"{float(lambd):g}"
+
+
+@dataclass
+class GrlSweep:
+    """The runs of a λ sweep: ``table`` has one row per (λ, seed); ``runs[(λ, seed)]`` is its
+    :class:`~labkit.experiment.TrainResult`; ``objectives[(λ, seed)]`` its trained Objective."""
+
+    table: Any  # pandas.DataFrame
+    runs: dict = field(default_factory=dict)
+    objectives: dict = field(default_factory=dict)
+    lambda_on: str = "loss"
+
+    @property
+    def lambdas(self) -> list[float]:
+        return sorted(self.table["lambda"].unique().tolist())
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted(self.table["seed"].unique().tolist())
+
+    def summary(self, keys: Sequence[str] = SUMMARY_KEYS):
+        """Mean and standard deviation (over seeds, ddof=1) of each metric per λ: columns ``(metric, mean|std)``."""
+        cols = [k for k in keys if k in self.table]
+        return self.table.groupby("lambda")[cols].agg(["mean", "std"])
+
+    def recall_table(self):
+        """Table 2 of seed 000, extended: R@1/R@5/R@10 both directions, mean ± std over seeds, per λ."""
+        import pandas as pd
+
+        s = self.summary(RECALL_KEYS + ("mean_recall",))
+        out = pd.DataFrame(index=s.index)
+        for k in ("i2t_R@5", "t2i_R@5", "i2t_R@1", "t2i_R@1", "i2t_R@10", "t2i_R@10", "mean_recall"):
+            out[k] = [f"{m:.1f} ± {sd:.1f}" for m, sd in zip(s[(k, "mean")], s[(k, "std")].fillna(0.0))]
+        out.index = [f"λ = {_lambda_key(l)}" + (" (baseline)" if l == 0 else "") for l in s.index]
+        return out
+
+    def best_lambda(self, key: str = "mean_recall") -> float:
+        """λ with the highest mean (over seeds) of ``key``."""
+        return float(self.table.groupby("lambda")[key].mean().idxmax())
+
+    def metrics(self) -> dict[str, float]:
+        """Flat metrics for ``metrics.json``: ``<m>@lambda=<λ>`` (mean over seeds), ``<m>@lambda=<λ>/std`` and
+        ``<m>@lambda=<λ>/seed=<s>`` for gap, silhouette, mean_recall, the six recalls and the classifier's
+        accuracies."""
+        out: dict[str, float] = {}
+        for lambd, group in self.table.groupby("lambda"):
+            tag = f"lambda={_lambda_key(lambd)}"
+            for key in SUMMARY_KEYS:
+                if key not in group or group[key].isna().any():
+                    continue
+                out[f"{key}@{tag}"] = float(group[key].mean())
+                if len(group) > 1:
+                    out[f"{key}@{tag}/std"] = float(group[key].std())
+                for seed, value in zip(group["seed"], group[key]):
+                    out[f"{key}@{tag}/seed={int(seed)}"] = float(value)
+        return out
+
+    def verdict(self) -> dict[str, Any]:
+        """Seed 000's two claims, decided from the numbers.
+
+        (i) *the gap shrinks as λ grows*: ``holds`` if the mean gap decreases at every step of λ and the paired
+        (same seed) drop from the smallest to the largest λ is larger than twice its standard error; ``partly`` if
+        only the latter; ``does not hold`` otherwise.
+        (ii) *retrieval is best at an intermediate λ*: ``holds`` if the best mean ``mean_recall`` is at neither end
+        of the λ grid and its paired gain over both ends exceeds twice the standard error; ``within noise`` if it
+        is intermediate but a gain does not; ``does not hold`` if the best λ is an endpoint.
+        """
+        t = self.table
+        lambdas = self.lambdas
+        if len(lambdas) < 2:
+            raise ValueError("a verdict needs at least two values of λ")
+        pivot_gap = t.pivot(index="seed", columns="lambda", values="gap")
+        pivot_rec = t.pivot(index="seed", columns="lambda", values="mean_recall")
+        lo, hi = lambdas[0], lambdas[-1]
+
+        def paired(a: float, b: float, pivot) -> tuple[float, float, float]:
+            d = (pivot[b] - pivot[a]).dropna().to_numpy()
+            se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("nan")
+            return float(d.mean()), float(d.std(ddof=1)) if len(d) > 1 else float("nan"), se
+
+        means_gap = pivot_gap.mean()
+        monotone = bool(all(means_gap[b] < means_gap[a] for a, b in zip(lambdas, lambdas[1:])))
+        d_gap, d_gap_sd, d_gap_se = paired(lo, hi, pivot_gap)
+        significant_drop = bool(d_gap < 0 and (not math.isfinite(d_gap_se) or -d_gap > 2 * d_gap_se))
+        gap_claim = "holds" if monotone and significant_drop else ("partly" if significant_drop else "does not hold")
+
+        means_rec = pivot_rec.mean()
+        best = float(means_rec.idxmax())
+        intermediate = best not in (lo, hi)
+        gains = {end: paired(end, best, pivot_rec) for end in (lo, hi)}
+        clear = all(g[0] > 0 and (not math.isfinite(g[2]) or g[0] > 2 * g[2]) for g in gains.values())
+        rec_claim = ("holds" if intermediate and clear else "within noise" if intermediate else "does not hold")
+
+        def pm(series_key: str, lambd: float) -> str:
+            v = t.loc[t["lambda"] == lambd, series_key]
+            return f"{v.mean():.3f} ± {v.std():.3f}" if len(v) > 1 else f"{v.mean():.3f}"
+
+        gap_line = (f"(i) the gap shrinks as λ grows: {gap_claim.upper()} — mean gap "
+                    + " → ".join(f"{pm('gap', l)} (λ={_lambda_key(l)})" for l in lambdas)
+                    + f"; paired change λ={_lambda_key(lo)}→{_lambda_key(hi)}: {d_gap:+.3f} ± {d_gap_sd:.3f} "
+                    f"(mean ± std over seeds); monotone in the means: {monotone}.")
+        rec_line = (f"(ii) retrieval is best at an intermediate λ: {rec_claim.upper()} — mean recall "
+                    + ", ".join(f"{pm('mean_recall', l)} (λ={_lambda_key(l)})" for l in lambdas)
+                    + f"; best λ = {_lambda_key(best)}; its paired gain over λ={_lambda_key(lo)}: "
+                    f"{gains[lo][0]:+.2f} ± {gains[lo][1]:.2f}, over λ={_lambda_key(hi)}: "
+                    f"{gains[hi][0]:+.2f} ± {gains[hi][1]:.2f} points.")
+        return {
+            "gap_claim": gap_claim, "gap_monotone": monotone, "gap_change": d_gap, "gap_change_std": d_gap_sd,
+            "recall_claim": rec_claim, "best_lambda": best, "recall_gain_vs_low": gains[lo][0],
+            "recall_gain_vs_high": gains[hi][0], "text": gap_line + "\n" + rec_line,
+        }
+
+    # ------------------------------------------------------------------ figures
+
+    def plot_lambda_curves(self, axes=None):
+        """Seed 000 Fig. 3 (c, d): mean retrieval vs λ; Δgap and silhouette vs λ (mean ± std over seeds)."""
+        import matplotlib.pyplot as plt
+
+        s = self.summary(("gap", "silhouette", "mean_recall"))
+        lam = s.index.to_numpy(dtype=float)
+        if axes is None:
+            fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+        else:
+            fig = axes[0].figure
+        ax = axes[0]
+        ax.errorbar(lam, s[("mean_recall", "mean")], yerr=s[("mean_recall", "std")].fillna(0), marker="o", capsize=3)
+        ax.set(xlabel="λ", ylabel="mean recall (%)", title="mean retrieval vs λ", xticks=lam)
+        ax = axes[1]
+        ax.errorbar(lam, s[("gap", "mean")], yerr=s[("gap", "std")].fillna(0), marker="o", capsize=3,
+                    color="C3", label=r"$\Delta_{gap}$")
+        ax.set(xlabel="λ", ylabel=r"$\Delta_{gap}$", title="modality gap and silhouette vs λ", xticks=lam)
+        ax2 = ax.twinx()
+        ax2.errorbar(lam, s[("silhouette", "mean")], yerr=s[("silhouette", "std")].fillna(0), marker="s",
+                     capsize=3, color="C2", linestyle="--", label="silhouette")
+        ax2.set_ylabel("silhouette")
+        lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+        ax.legend(lines, [r"$\Delta_{gap}$", "silhouette"], loc="best")
+        fig.tight_layout()
+        return fig
+
+    def plot_classifier_accuracy(self, ax=None):
+        """The modality classifier's accuracy vs λ: last training epoch's and on the held-out split."""
+        import matplotlib.pyplot as plt
+
+        s = self.summary(("classifier_acc_train", "classifier_acc_test"))
+        lam = s.index.to_numpy(dtype=float)
+        fig, ax = (plt.subplots(figsize=(5, 3.6)) if ax is None else (ax.figure, ax))
+        for key, label in (("classifier_acc_train", "train (last epoch)"), ("classifier_acc_test", "held-out")):
+            if (key, "mean") in s:
+                ax.errorbar(lam, s[(key, "mean")], yerr=s[(key, "std")].fillna(0), marker="o", capsize=3,
+                            label=label)
+        ax.axhline(0.5, color="grey", linestyle=":", label="chance")
+        ax.set(xlabel="λ", ylabel="modality classifier accuracy", ylim=(0.4, 1.02), xticks=lam,
+               title=f"classifier accuracy vs λ (lambda_on={self.lambda_on!r})")
+        ax.legend(loc="best")
+        fig.tight_layout()
+        return fig
+
+
+def lambda_sweep(
+    source,
+    lambdas: Iterable[float] = PAPER_LAMBDAS,
+    seeds: Iterable[int] = (0, 1, 2),
+    lambda_on: str = "loss",
+    classifier: Mapping[str, Any] | None = None,
+    model_name: str = "labkit-tiny",
+    log: Callable[[str], None] | None = print,
+    **train_settings: Any,
+) -> GrlSweep:
+    """Train one CLIP per (λ, seed) with :func:`grl_objective` and measure each on the held-out split.
+
+    Args:
+        source: the data (:func:`labkit.experiment.open_source`: the embedded world or a real dataset).
+        lambdas: values of λ; λ = 0 is the baseline (its encoders train exactly as with the CLIP loss alone).
+        seeds: training seeds (model initialisation, batch order, classifier initialisation).
+        lambda_on: where λ lives (``"loss"`` or ``"grl"``, see the module docstring).
+        classifier: ``depth`` / ``hidden`` of the :class:`ModalityClassifier`.
+        model_name: any labkit or open_clip model (``pretrained`` / ``checkpoint`` go in ``train_settings``).
+        log: called with one line per finished run (``None``: silent).
+        train_settings: passed to :func:`labkit.experiment.train_clip` (epochs, batch_size, lr, device,
+            pretrained, checkpoint, …; unknown keys such as ``n_pairs`` are ignored).
+
+    Returns:
+        a :class:`GrlSweep`; its table's columns are ``lambda``, ``seed``, the gap report, the recalls,
+        ``classifier_acc_train`` (mean over the last epoch's batches), ``classifier_acc_test`` (held-out split),
+        the chance recalls (``chance/…``) and ``train_seconds``.
+    """
+    import pandas as pd
+
+    from .experiment import train_clip
+
+    lambdas = [_check_lambda(l) for l in lambdas]
+    seeds = [int(s) for s in seeds]
+    classifier = dict(classifier or {})
+    embed_dim = embed_dim_of(model_name)
+    rows, runs, objectives = [], {}, {}
+    for lambd in lambdas:
+        for seed in seeds:
+            objective = grl_objective(lambd, embed_dim, lambda_on=lambda_on, seed=seed, **classifier)
+            t0 = time.perf_counter()
+            result = train_clip(source, seed=seed, objective=objective, model_name=model_name, **train_settings)
+            seconds = time.perf_counter() - t0
+            term: ModalityLoss = objective.terms["modality"]
+            last = result.history.iloc[-1]
+            row = {"lambda": lambd, "seed": seed, **result.metrics,
+                   "classifier_acc_train": float(last.get("modality/accuracy", float("nan"))),
+                   "classifier_acc_test": term.accuracy(result.final.image, result.final.paired_text),
+                   **{f"chance/{k}": v for k, v in result.chance.items()},
+                   "train_seconds": float(result.history["seconds"].sum()), "run_seconds": seconds}
+            rows.append(row)
+            runs[(lambd, seed)], objectives[(lambd, seed)] = result, objective
+            if log is not None:
+                log(f"λ={_lambda_key(lambd):<4} seed={seed}: gap {row['gap']:.3f}, silhouette "
+                    f"{row['silhouette']:.3f}, mean recall {row['mean_recall']:.1f}, classifier acc "
+                    f"{row['classifier_acc_test']:.2f} ({seconds:.0f} s)")
+    return GrlSweep(pd.DataFrame(rows), runs, objectives, lambda_on)

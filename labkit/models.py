@@ -1,0 +1,99 @@
+"""Two-tower CLIP models, built by open_clip from JSON configs.
+
+One entry point, :func:`create_model`, mirrors ``open_clip.create_model_and_transforms``:
+
+* ``create_model("labkit-tiny")`` builds a tiny CPU model from ``labkit/model_configs/labkit-tiny.json``
+  (the configs shipped with labkit are registered with open_clip on import, so ``open_clip`` itself and
+  ``open_clip_train`` see them too);
+* ``create_model("ViT-B-16", pretrained="openai")`` takes any open_clip name and pretrained tag (a hub download:
+  it needs the internet, or open_clip's cache filled beforehand);
+* ``create_model("ViT-B-16", checkpoint="/path/to/epoch_10.pt")`` loads a local checkpoint: an open_clip
+  state dict, an ``open_clip_train`` checkpoint, or a labkit training checkpoint (all carry ``state_dict``).
+
+Weights are always loaded with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import open_clip
+import torch
+
+CONFIG_DIR = Path(__file__).parent / "model_configs"
+open_clip.add_model_config(CONFIG_DIR)
+
+__all__ = ["ClipBundle", "create_model", "list_labkit_models", "encode", "CONFIG_DIR"]
+
+
+@dataclass
+class ClipBundle:
+    """A model with the image transform and the tokenizer that belong to it."""
+
+    model: torch.nn.Module
+    preprocess: Callable  # PIL image -> tensor (3, H, W), eval-time transform
+    tokenizer: Callable  # list[str] -> LongTensor (B, context_length)
+    name: str
+
+    @property
+    def image_size(self) -> int:
+        size = self.model.visual.image_size
+        return size[0] if isinstance(size, (tuple, list)) else int(size)
+
+
+def list_labkit_models() -> list[str]:
+    """Names of the model configs shipped with labkit (tiny, CPU-friendly)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
+
+
+def create_model(
+    name: str = "labkit-tiny",
+    pretrained: str | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+    seed: int | None = None,
+    **overrides: Any,
+) -> ClipBundle:
+    """Build an open_clip two-tower CLIP.
+
+    Args:
+        name: an open_clip model name (``open_clip.list_models()``) or a labkit config name.
+        pretrained: an open_clip pretrained tag (downloads; not available offline).
+        checkpoint: path to a local checkpoint file; mutually exclusive with ``pretrained``.
+        device: where to put the model.
+        seed: if given, seeds torch before initialisation so the initial weights are reproducible.
+        overrides: passed to ``open_clip.create_model_and_transforms`` (e.g. ``force_image_size=64``).
+    """
+    if name not in open_clip.list_models():
+        raise ValueError(
+            f"model name {name!r} is neither a labkit config ({', '.join(list_labkit_models())}) "
+            f"nor an open_clip model; see open_clip.list_models()"
+        )
+    if pretrained and checkpoint:
+        raise ValueError("give either pretrained (an open_clip tag) or checkpoint (a local file), not both")
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"checkpoint file not found: {checkpoint}")
+    if seed is not None:
+        torch.manual_seed(seed)
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        name, pretrained=pretrained, device=device, weights_only=True, **overrides
+    )
+    if checkpoint is not None:
+        try:
+            open_clip.load_checkpoint(model, str(checkpoint), weights_only=True, device=device)
+        except Exception as exc:  # re-raise naming the file: a wrong architecture is the usual cause
+            raise ValueError(f"cannot load checkpoint {checkpoint} into model {name!r}: {exc}") from exc
+    tokenizer = open_clip.get_tokenizer(name)
+    return ClipBundle(model=model, preprocess=preprocess, tokenizer=tokenizer, name=name)
+
+
+def encode(model: torch.nn.Module, images: torch.Tensor, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The inference path: L2-normalised image and text embeddings and the temperature ``exp(t) = 1/τ``."""
+    image = model.encode_image(images, normalize=True)
+    text = model.encode_text(tokens, normalize=True)
+    return {"image": image, "text": text, "logit_scale": model.logit_scale.exp()}

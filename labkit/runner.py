@@ -1,0 +1,174 @@
+"""Run every notebook headlessly, in order, with papermill, into one run folder with a summary.
+
+    python -m labkit.runner                              # all notebooks, smoke profile, runs/<timestamp>/
+    python -m labkit.runner --name sweep1 profile=full device=cuda
+    python -m labkit.runner --only 01 seed=3
+
+Layout of ``runs/<name>/``::
+
+    run.json                  parameters, per-notebook status and wall time
+    summary.csv, summary.md   every notebook's metrics.json, one row per (notebook, metric)
+    01_modality_gap/          the executed notebook, its metrics.json and figures
+    02_projections/ …
+
+Overrides ``key=value`` apply to every notebook that declares ``key`` in its ``parameters`` cell; a key that no
+selected notebook declares is an error (a typo must not pass silently). Values are Python literals
+(``epochs=3``, ``lambdas=[0,0.5]``) or bare strings (``device=cuda``). ``output_dir`` is set by the runner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import csv
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from .io import atomic_write, read_metrics
+
+__all__ = ["main", "run_notebooks", "parse_overrides", "notebook_parameters", "find_notebooks"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESERVED = {"output_dir"}
+
+
+def find_notebooks(notebook_dir: Path, only: Sequence[str] = ()) -> list[Path]:
+    """Notebooks ``NN_name.ipynb`` in order; ``only`` keeps those whose name starts with one of the prefixes."""
+    paths = sorted(p for p in Path(notebook_dir).glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        paths = [p for p in paths if any(p.stem.startswith(o) for o in only)]
+        if not paths:
+            raise SystemExit(f"--only {' '.join(only)}: no notebook in {notebook_dir} matches")
+    if not paths:
+        raise SystemExit(f"no notebooks found in {notebook_dir}")
+    return paths
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``["seed=3", "device=cuda"]`` → ``{"seed": 3, "device": "cuda"}``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise SystemExit(f"parameter override {item!r} is not of the form name=value")
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        out[key] = value
+    return out
+
+
+def notebook_parameters(path: Path) -> dict[str, Any]:
+    """The names and defaults declared in a notebook's ``parameters`` cell (via papermill)."""
+    import papermill as pm
+
+    params = pm.inspect_notebook(str(path))
+    if not params:
+        raise SystemExit(f"{path}: no papermill 'parameters' cell (tag a cell 'parameters')")
+    return params
+
+
+def run_notebooks(
+    notebooks: Sequence[Path],
+    run_dir: Path,
+    overrides: dict[str, Any],
+    kernel_name: str = "python3",
+    log_output: bool = False,
+) -> dict[str, Any]:
+    """Execute each notebook into ``run_dir/<stem>/`` and write the run summary. Returns the run record."""
+    import papermill as pm
+
+    declared = {nb: notebook_parameters(nb) for nb in notebooks}
+    bad = sorted(k for k in overrides if k in RESERVED or not any(k in p for p in declared.values()))
+    if bad:
+        known = sorted(set().union(*declared.values()) - RESERVED)
+        raise SystemExit(f"unknown parameter(s) {', '.join(bad)}; the notebooks declare: {', '.join(known)}")
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record: dict[str, Any] = {"run_dir": str(run_dir), "overrides": overrides, "notebooks": {}}
+    for nb in notebooks:
+        out_dir = run_dir / nb.stem
+        out_dir.mkdir(parents=True, exist_ok=True)
+        params = {k: v for k, v in overrides.items() if k in declared[nb]}
+        params["output_dir"] = str(out_dir.resolve())
+        print(f"[labkit] {nb.name} {params}", flush=True)
+        t0 = time.perf_counter()
+        status, error = "ok", None
+        try:
+            pm.execute_notebook(
+                str(nb), str(out_dir / nb.name), parameters=params, kernel_name=kernel_name,
+                cwd=str(nb.parent), progress_bar=False, log_output=log_output,
+            )
+        except Exception as exc:  # keep going: one failing notebook must not hide the others' results
+            status, error = "failed", f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+            print(f"[labkit] {nb.name} FAILED: {error}", file=sys.stderr, flush=True)
+        seconds = time.perf_counter() - t0
+        metrics_path = out_dir / "metrics.json"
+        metrics = read_metrics(metrics_path) if status == "ok" and metrics_path.exists() else {}
+        if status == "ok" and not metrics:
+            status, error = "failed", "notebook wrote no metrics.json"
+        record["notebooks"][nb.stem] = {"status": status, "seconds": round(seconds, 1), "parameters": params,
+                                        "error": error, "metrics": metrics}
+        print(f"[labkit] {nb.name}: {status} in {seconds:.1f} s, {len(metrics)} metrics", flush=True)
+    write_summary(run_dir, record)
+    return record
+
+
+def write_summary(run_dir: Path, record: dict[str, Any]) -> None:
+    """run.json, summary.csv (notebook, metric, value) and summary.md, each written atomically."""
+    atomic_write(run_dir / "run.json", lambda f: json.dump(record, f, indent=2, default=str), mode="w")
+
+    def write_csv(f):
+        w = csv.writer(f)
+        w.writerow(["notebook", "metric", "value"])
+        for nb, info in record["notebooks"].items():
+            for k, v in sorted(info["metrics"].items()):
+                w.writerow([nb, k, v])
+
+    atomic_write(run_dir / "summary.csv", write_csv, mode="w")
+    lines = [f"# labkit run `{run_dir.name}`", "", f"Overrides: `{record['overrides'] or 'none'}`", "",
+             "| notebook | status | seconds | metrics |", "|---|---|---|---|"]
+    for nb, info in record["notebooks"].items():
+        lines.append(f"| {nb} | {info['status']} | {info['seconds']} | {len(info['metrics'])} |")
+    for nb, info in record["notebooks"].items():
+        lines += ["", f"## {nb}", ""]
+        if info["error"]:
+            lines += [f"**failed**: `{info['error']}`", ""]
+        if info["metrics"]:
+            lines += ["| metric | value |", "|---|---|"]
+            lines += [f"| {k} | {v:.4g} |" for k, v in sorted(info["metrics"].items())]
+    atomic_write(run_dir / "summary.md", lambda f: f.write("\n".join(lines) + "\n"), mode="w")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m labkit.runner", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("overrides", nargs="*", metavar="name=value", help="parameter overrides for all notebooks")
+    parser.add_argument("--name", default=None, help="run folder name under --runs-dir (default: a timestamp)")
+    parser.add_argument("--runs-dir", default=str(REPO_ROOT / "runs"))
+    parser.add_argument("--notebooks-dir", default=str(REPO_ROOT / "notebooks"))
+    parser.add_argument("--only", nargs="*", default=(), help="notebook name prefixes, e.g. 01 03")
+    parser.add_argument("--kernel", default="python3")
+    parser.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
+    args = parser.parse_args(argv)
+
+    overrides = parse_overrides(args.overrides)
+    notebooks = find_notebooks(Path(args.notebooks_dir), args.only)
+    name = args.name or dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(args.runs_dir) / name
+    record = run_notebooks(notebooks, run_dir, overrides, kernel_name=args.kernel, log_output=args.log_output)
+    failed = [nb for nb, info in record["notebooks"].items() if info["status"] != "ok"]
+    print(f"[labkit] run folder: {run_dir}\n[labkit] summary: {run_dir / 'summary.md'}")
+    if failed:
+        print(f"[labkit] failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""Every notebook: committed clean, with the shared parameters, and executed end to end in the smoke profile."""
+
+import time
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+import pytest
+
+from labkit.io import read_metrics
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+SHARED = {"seed", "profile", "device", "output_dir"}
+
+
+def test_there_are_notebooks():
+    assert len(NOTEBOOKS) >= 2
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_without_outputs_and_with_shared_parameters(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code), f"{path.name} carries outputs"
+    params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1, f"{path.name}: needs exactly one cell tagged 'parameters'"
+    declared = set(pm.inspect_notebook(str(path)))
+    assert SHARED <= declared, f"{path.name}: missing shared parameters {SHARED - declared}"
+    assert nb.cells[0].cell_type == "markdown", f"{path.name}: start with the story, not code"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_in_smoke_profile(path, tmp_path):
+    out = tmp_path / path.stem
+    t0 = time.perf_counter()
+    pm.execute_notebook(str(path), str(tmp_path / path.name), kernel_name="python3", cwd=str(NOTEBOOK_DIR),
+                        parameters={"profile": "smoke", "seed": 0, "device": "cpu", "output_dir": str(out)},
+                        progress_bar=False)
+    seconds = time.perf_counter() - t0
+    metrics = read_metrics(out / "metrics.json")
+    assert metrics and all(isinstance(v, (int, float)) for v in metrics.values())
+    assert list(out.glob("*.png")), f"{path.name} wrote no figure"
+    print(f"{path.stem}: {seconds:.1f} s")  # wall times are reported by `make run` (run.json), not asserted
