@@ -164,20 +164,26 @@ def run_open_clip_train(a, logdir: str, k: int) -> tuple[float, str]:
         "--logs", logdir, "--name", name, "--save-frequency", "0", "--report-to", "",
         "--zeroshot-frequency", "0", "--val-frequency", "0",
     ]
+    # open_clip_train adds a console and a file handler to the root logger on every call and sets every logger
+    # (torch's included) to INFO: detach ours meanwhile (its console output goes to a discarded buffer), drop
+    # its handlers and restore the levels afterwards. Its log file (out.log) is kept for the cross-check.
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     levels = {n: lg.level for n, lg in logging.root.manager.loggerDict.items() if isinstance(lg, logging.Logger)}
+    for h in handlers:
+        root.removeHandler(h)
     _STAMPS.clear()
     try:
         with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             rc = oc_main(argv)
-    finally:  # open_clip_train adds root handlers on every call; drop them
+    finally:
         for h in list(root.handlers):
-            if h not in handlers:
-                root.removeHandler(h)
-                h.close()
-        root.setLevel(level)  # it also sets every logger (torch's included) to INFO; put them back
+            root.removeHandler(h)
+            h.close()
+        for h in handlers:
+            root.addHandler(h)
+        root.setLevel(level)
         for n, lg in logging.root.manager.loggerDict.items():
             if isinstance(lg, logging.Logger):
                 lg.setLevel(levels.get(n, logging.NOTSET))
@@ -186,6 +192,48 @@ def run_open_clip_train(a, logdir: str, k: int) -> tuple[float, str]:
     log = (Path(logdir) / name / "out.log").read_text()
     own = re.findall(r"Batch \(t\): [\d.]+, ([\d.]+)/s", log)
     return _throughput(_STAMPS, a.steps, a.warmup_steps, a.batch_size), (own[-1] if own else "?")
+
+
+class _OthersCPU:
+    """Share of the machine's CPU time used by *other* processes between two points (Linux; None elsewhere)."""
+
+    def __init__(self):
+        self.start = self._sample()
+
+    @staticmethod
+    def _sample():
+        try:
+            with open("/proc/stat") as f:
+                j = [int(x) for x in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        t = os.times()
+        idle = j[3] + (j[4] if len(j) > 4 else 0)
+        return sum(j), sum(j) - idle, t.user + t.system + t.children_user + t.children_system
+
+    def share(self) -> float | None:
+        end = self._sample()
+        if end is None or self.start is None:
+            return None
+        hz = os.sysconf("SC_CLK_TCK")
+        total, busy, mine = (e - s for e, s in zip(end, self.start))
+        return max(0.0, (busy / hz - mine) / (total / hz)) if total else None
+
+
+def _wait_for_quiet(budget: list[float], threshold: float = 0.15, probe: float = 1.0) -> None:
+    """Wait (drawing on the shared ``budget`` of seconds) until other processes use < ``threshold`` of the CPU."""
+    while budget[0] > 0:
+        others = _OthersCPU()
+        time.sleep(probe)
+        share = others.share()
+        if share is None or share < threshold:
+            return
+        budget[0] -= probe
+
+
+class _DropNoise(logging.Filter):
+    def filter(self, record):  # create_model(pretrained=None) warns on every call
+        return "No pretrained weights loaded" not in record.getMessage()
 
 
 def main(argv=None) -> None:
@@ -200,36 +248,51 @@ def main(argv=None) -> None:
     p.add_argument("--labkit-workers", type=int, default=0, help="labkit TrainConfig.num_workers")
     p.add_argument("--labkit-images", choices=["transform", "tensor"], default="transform")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-wait", type=float, default=60.0,
+                   help="seconds in all to wait, before runs, for other processes to leave the CPU (0: never)")
     a = p.parse_args(argv)
     if not 1 <= a.warmup_steps < a.steps:
         p.error("need 1 <= --warmup-steps < --steps")
 
     torch.set_num_threads(a.threads)
     register_optimizer_step_post_hook(_stamp)
-    logging.getLogger("root").setLevel(logging.WARNING)
+    console = logging.StreamHandler()
+    console.addFilter(_DropNoise())
+    logging.basicConfig(level=logging.WARNING, handlers=[console])
     print(f"{MODEL}, batch {a.batch_size}, {a.steps} steps/run (first {a.warmup_steps} untimed), "
           f"torch {torch.__version__}, {a.threads} threads, labkit workers {a.labkit_workers}, "
           f"open_clip_train workers {a.oc_workers}, labkit images: {a.labkit_images}")
 
     results: dict[str, list[float]] = {"labkit": [], "open_clip_train": []}
+    busy: list[float] = []
+    wait_budget = [a.max_wait]
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="labkit-bench-") as logdir:
         for r in range(a.rounds):
             order = ["labkit", "open_clip_train"] if r % 2 == 0 else ["open_clip_train", "labkit"]
             for who in order:
+                _wait_for_quiet(wait_budget)
+                others = _OthersCPU()
                 if who == "labkit":
                     sps, note = run_labkit(a)
                 else:
                     sps, own = run_open_clip_train(a, logdir, r)
-                    note = f"(its own last log line: {own}/s)"
+                    note = f"  (its own log: {own}/s)"
+                share = others.share()
+                if share is not None:
+                    busy.append(share)
+                    note = f"  other processes: {100 * share:3.0f}% CPU" + note
                 results[who].append(sps)
-                print(f"  round {r + 1} {who:<16} {sps:8.1f} samples/s {note}", flush=True)
+                print(f"  round {r + 1} {who:<16} {sps:8.1f} samples/s{note}", flush=True)
 
     med = {k: statistics.median(v) for k, v in results.items()}
-    print(f"{'trainer':<16} {'median samples/s':>17} {'runs':>s}")
+    print(f"{'trainer':<16} {'median samples/s':>17}   runs")
     for k, v in results.items():
         print(f"{k:<16} {med[k]:17.1f}   " + ", ".join(f"{x:.1f}" for x in v))
     print(f"total {time.perf_counter() - t_start:.0f} s")
+    if busy and max(busy) > 0.1:
+        print(f"WARNING: other processes used up to {100 * max(busy):.0f}% of the CPU during a run: "
+              f"the numbers are noisy; rerun on a quiet machine (or with more --rounds)")
     ratio = med["labkit"] / med["open_clip_train"]
     print(f"ratio labkit/open_clip_train = {ratio:.2f}x (target >= 1.3x)")
 

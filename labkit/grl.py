@@ -82,6 +82,7 @@ __all__ = [
     "PAPER_LAMBDAS",
     "GrlSweep",
     "lambda_sweep",
+    "sweep_settings",
 ]
 
 LAMBDA_MODES = ("loss", "grl")
@@ -432,51 +433,56 @@ class GrlSweep:
             "recall_gain_vs_high": gains[hi][0], "text": gap_line + "\n" + rec_line,
         }
 
-    # ------------------------------------------------------------------ figures
+    # ------------------------------------------------------------------ curves for labkit.viz.plot_metric_curve
 
-    def plot_lambda_curves(self, axes=None):
-        """Seed 000 Fig. 3 (c, d): mean retrieval vs λ; Δgap and silhouette vs λ (mean ± std over seeds)."""
-        import matplotlib.pyplot as plt
+    def curves(self, keys: Mapping[str, str] | Sequence[str], scale: float = 1.0):
+        """``(lambdas, {name: (mean, std)})`` over seeds for :func:`labkit.viz.plot_metric_curve` — seed 000 Fig. 3.
 
-        s = self.summary(("gap", "silhouette", "mean_recall"))
-        lam = s.index.to_numpy(dtype=float)
-        if axes is None:
-            fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-        else:
-            fig = axes[0].figure
-        ax = axes[0]
-        ax.errorbar(lam, s[("mean_recall", "mean")], yerr=s[("mean_recall", "std")].fillna(0), marker="o", capsize=3)
-        ax.set(xlabel="λ", ylabel="mean recall (%)", title="mean retrieval vs λ", xticks=lam)
-        ax = axes[1]
-        ax.errorbar(lam, s[("gap", "mean")], yerr=s[("gap", "std")].fillna(0), marker="o", capsize=3,
-                    color="C3", label=r"$\Delta_{gap}$")
-        ax.set(xlabel="λ", ylabel=r"$\Delta_{gap}$", title="modality gap and silhouette vs λ", xticks=lam)
-        ax2 = ax.twinx()
-        ax2.errorbar(lam, s[("silhouette", "mean")], yerr=s[("silhouette", "std")].fillna(0), marker="s",
-                     capsize=3, color="C2", linestyle="--", label="silhouette")
-        ax2.set_ylabel("silhouette")
-        lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-        ax.legend(lines, [r"$\Delta_{gap}$", "silhouette"], loc="best")
-        fig.tight_layout()
-        return fig
+        ``keys``: table columns, or ``{legend name: column}``; values are multiplied by ``scale``.
+        """
+        keys = dict(keys) if isinstance(keys, Mapping) else {k: k for k in keys}
+        s = self.summary(tuple(keys.values()))
+        ys = {name: (scale * s[(col, "mean")].to_numpy(), scale * s[(col, "std")].fillna(0.0).to_numpy())
+              for name, col in keys.items()}
+        return s.index.to_numpy(dtype=float), ys
 
-    def plot_classifier_accuracy(self, ax=None):
-        """The modality classifier's accuracy vs λ: last training epoch's and on the held-out split."""
-        import matplotlib.pyplot as plt
+    def training_curves(self, key: str = "modality/accuracy"):
+        """``(epochs, {"λ = …": (mean, std)})`` of a logged training number per epoch (e.g. the classifier's batch
+        accuracy, which shows the adversarial game between the classifier and the encoders)."""
+        import pandas as pd
 
-        s = self.summary(("classifier_acc_train", "classifier_acc_test"))
-        lam = s.index.to_numpy(dtype=float)
-        fig, ax = (plt.subplots(figsize=(5, 3.6)) if ax is None else (ax.figure, ax))
-        for key, label in (("classifier_acc_train", "train (last epoch)"), ("classifier_acc_test", "held-out")):
-            if (key, "mean") in s:
-                ax.errorbar(lam, s[(key, "mean")], yerr=s[(key, "std")].fillna(0), marker="o", capsize=3,
-                            label=label)
-        ax.axhline(0.5, color="grey", linestyle=":", label="chance")
-        ax.set(xlabel="λ", ylabel="modality classifier accuracy", ylim=(0.4, 1.02), xticks=lam,
-               title=f"classifier accuracy vs λ (lambda_on={self.lambda_on!r})")
-        ax.legend(loc="best")
-        fig.tight_layout()
-        return fig
+        frames = []
+        for (lambd, seed), result in self.runs.items():
+            if key in result.history:
+                frames.append(pd.DataFrame({"lambda": lambd, "seed": seed, "epoch": result.history["epoch"],
+                                            "value": result.history[key]}))
+        if not frames:
+            raise KeyError(f"no run logged {key!r}")
+        agg = pd.concat(frames).groupby(["lambda", "epoch"])["value"].agg(["mean", "std"])
+        epochs = np.sort(agg.index.get_level_values("epoch").unique().to_numpy())
+        ys = {f"λ = {_lambda_key(l)}": (agg.loc[l]["mean"].reindex(epochs).to_numpy(),
+                                        agg.loc[l]["std"].fillna(0.0).reindex(epochs).to_numpy())
+              for l in sorted(agg.index.get_level_values("lambda").unique())}
+        return epochs.astype(float), ys
+
+
+# Per-profile settings of the sweep: 4 λ × 3 seeds = 12 trainings. "smoke" must finish in about 3 minutes on two
+# CPU cores, so it uses a smaller world and fewer epochs than the single-run smoke profile (a short warm-up, as
+# the run has only ~60 steps); the baseline still learns far above chance. "full" is labkit's full profile.
+SWEEP_OVERRIDES: dict[str, dict[str, Any]] = {
+    "smoke": {"n_pairs": 1000, "epochs": 10, "warmup_steps": 10},
+    "full": {},
+}
+
+
+def sweep_settings(profile: str, **overrides: Any) -> dict[str, Any]:
+    """:func:`labkit.experiment.profile_settings` with the sweep's own smoke sizes; non-None overrides win."""
+    from .experiment import profile_settings
+
+    base = profile_settings(profile)
+    base.update(SWEEP_OVERRIDES.get(profile, {}))
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return base
 
 
 def lambda_sweep(

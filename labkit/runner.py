@@ -2,7 +2,7 @@
 
     python -m labkit.runner                              # all notebooks, smoke profile, runs/<timestamp>/
     python -m labkit.runner --name sweep1 profile=full device=cuda
-    python -m labkit.runner --only 01 seed=3
+    python -m labkit.runner --only 01,02 seed=3
 
 Layout of ``runs/<name>/``::
 
@@ -152,13 +152,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--name", default=None, help="run folder name under --runs-dir (default: a timestamp)")
     parser.add_argument("--runs-dir", default=str(REPO_ROOT / "runs"))
     parser.add_argument("--notebooks-dir", default=str(REPO_ROOT / "notebooks"))
-    parser.add_argument("--only", nargs="*", default=(), help="notebook name prefixes, e.g. 01 03")
+    parser.add_argument("--only", default="", help="comma-separated notebook name prefixes, e.g. 01,03")
     parser.add_argument("--kernel", default="python3")
     parser.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
     args = parser.parse_args(argv)
 
     overrides = parse_overrides(args.overrides)
-    notebooks = find_notebooks(Path(args.notebooks_dir), args.only)
+    notebooks = find_notebooks(Path(args.notebooks_dir), [o for o in args.only.split(",") if o])
     name = args.name or dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = Path(args.runs_dir) / name
     record = run_notebooks(notebooks, run_dir, overrides, kernel_name=args.kernel, log_output=args.log_output)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import uuid
 import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -52,6 +51,7 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from labkit.metrics import _pair, _positive_int  # noqa: E402
+from labkit.io import atomic_write  # noqa: E402
 
 __all__ = [
     "project_2d",
@@ -392,28 +392,18 @@ def plot_metric_curve(
     return fig
 
 
-def save_figure(fig, path, dpi: int = 120) -> Path:
-    """Write ``fig`` to ``path`` atomically, create parent folders, close the figure.
+def save_figure(fig, path, dpi: int = 120, close: bool = True) -> Path:
+    """Write ``fig`` to ``path`` atomically (see :func:`labkit.io.atomic_write`), creating parent folders.
 
-    The image is rendered to a temporary file in the destination folder and
-    moved into place with :func:`os.replace`, so readers never see a partial
-    file.  The format follows the file suffix (PNG when there is none or it is
-    ``.png``).  Returns the path written.
+    The format follows the file suffix (PNG when there is none or it is ``.png``). The figure is closed
+    afterwards unless ``close=False`` (a notebook that still wants to show it). Returns the path written.
     """
     dpi = _positive_int(dpi, "dpi")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = path.suffix[1:].lower() or "png"
-    # a unique hidden name next to the target (same filesystem, so os.replace is atomic)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     try:
-        with open(tmp, "xb") as fh:
-            fig.savefig(fh, format=fmt, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi, bbox_inches="tight"))
     finally:
-        plt.close(fig)
+        if close:
+            plt.close(fig)
     return path

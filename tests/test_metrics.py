@@ -139,9 +139,12 @@ def pc1_reference(a, b):
     return share, best
 
 
-@pytest.mark.parametrize("n_a,n_b,offset", [(40, 40, 0.0), (25, 60, 0.15), (50, 50, 2.0)])
-def test_pc1_stats_match_svd(n_a, n_b, offset):
-    a, b = two_modalities(n_a, n_b, 16, offset, seed=11)
+@pytest.mark.parametrize(
+    "n_a,n_b,d,offset",
+    [(40, 40, 16, 0.0), (25, 60, 16, 0.15), (50, 50, 16, 2.0), (5, 6, 32, 0.3)],  # last: n < d
+)
+def test_pc1_stats_match_svd(n_a, n_b, d, offset):
+    a, b = two_modalities(n_a, n_b, d, offset, seed=11)
     share, sep = pc1_reference(a, b)
     got = M.pc1_stats(a, b)
     assert got["pc1_variance_share"] == pytest.approx(share, abs=1e-10)

@@ -11,6 +11,7 @@ All datasets share :class:`ImageTextDataset` (items are dicts with ``image``,
 
 from .base import DataFormatError, ImageTextDataset, default_transform
 from .coco import CocoCaptions
+from .collate import PairCollator
 from .karpathy import KarpathySplit, coco_karpathy, flickr8k, flickr30k
 from .world import (
     COLOURS,
@@ -34,6 +35,7 @@ __all__ = [
     "TOPIC_NAMES",
     "PAIRINGS",
     "CocoCaptions",
+    "PairCollator",
     "KarpathySplit",
     "coco_karpathy",
     "flickr30k",

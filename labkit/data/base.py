@@ -102,6 +102,7 @@ class ImageTextDataset(torch.utils.data.Dataset):
 
     def __init__(self, transform: Optional[Transform] = None) -> None:
         self.transform = transform
+        self.topic_names = []
 
     # ----------------------------------------------------------- to implement
     def __len__(self) -> int:

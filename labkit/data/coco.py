@@ -22,6 +22,7 @@ import io
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 from pycocotools.coco import COCO
 
@@ -122,8 +123,7 @@ class CocoCaptions(ImageTextDataset):
         return self._ids[i]
 
     @property
-    def pair_ids(self):
-        import numpy as np
+    def pair_ids(self) -> np.ndarray:
         return np.asarray(self._ids, dtype=np.int64)
 
     def _image(self, i: int) -> torch.Tensor:

@@ -1,0 +1,187 @@
+"""The runs behind notebook 04: Table 1 (methods), Table 3 (neighbourhood preservation), Table 4 (ablation).
+
+    settings = study_settings("smoke")
+    ctx = prepare_world(make_world(..., pairing="complementary"), settings)   # Ω and Ψ, once per world
+    run = run_method(ctx, "ours", seed=0, settings=settings)                  # fit() + test metrics
+    table = summarise(runs)                                                   # mean ± std over seeds
+
+Every method trains the same :class:`~labkit.semantic.model.TwoStreamModel` (fresh, seeded) with
+:func:`labkit.train.fit`; only the :class:`~labkit.losses.Objective` differs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..data import make_world
+from ..train import TrainConfig, fit
+from .losses import baseline_objective, ours_objective
+from .metrics import neighbourhood_preservation, nway_retrieval
+from .model import create_two_stream
+from .neighbours import NeighbourPairs, NeighbourTable, make_text_space, sentence_transformers_available
+
+__all__ = ["STUDY_PROFILES", "METHODS", "TABLE1", "TABLE4", "study_settings", "make_study_world", "WorldContext",
+           "prepare_world", "RunResult", "run_method", "summarise", "encode_pairs"]
+
+STUDY_PROFILES: dict[str, dict[str, Any]] = {
+    # smoke: 42 trainings (2 worlds x 3 seeds x 7 methods) in about 3 minutes on 2 busy CPU cores
+    "smoke": {"n_pairs": 500, "split_fractions": (0.6, 0.1, 0.3), "image_size": 16, "epochs": 6,
+              "batch_size": 32, "lr": 5e-3, "warmup_steps": 5, "k": 15, "k_preserve": 10, "n_way": 5, "seeds": 3,
+              "doc2vec_epochs": 30, "model": {"channels": (16, 32, 32), "hidden": 64, "word_dim": 32, "embed_dim": 64},
+              "context_length": 16},
+    "full": {"n_pairs": 4000, "split_fractions": (0.8, 0.1, 0.1), "image_size": 32, "epochs": 15,
+             "batch_size": 64, "lr": 2e-3,
+             "warmup_steps": 50, "k": 100, "k_preserve": 40, "n_way": 5, "seeds": 3, "doc2vec_epochs": 40,
+             "model": {"channels": (32, 64, 128), "hidden": 128, "word_dim": 64, "embed_dim": 64},
+             "context_length": 24},
+}
+
+#: method -> (hinge kind, neighbour source (None | "text" | "image"), ours_objective options)
+METHODS: dict[str, tuple[str, str | None, dict]] = {
+    "ang_np_sym": ("angular", None, {}),
+    "ours_img_nns": ("angular", "image", {}),
+    "ours": ("angular", "text", {}),
+    "trip_np_sym": ("triplet", None, {}),
+    "ours_trip": ("triplet", "text", {}),
+    "ours_minus_text": ("angular", "text", {"text": False}),
+    "ours_minus_img": ("angular", "text", {"image": False}),
+}
+TABLE1 = ["ang_np_sym", "ours_img_nns", "ours", "trip_np_sym", "ours_trip"]
+TABLE4 = ["ours", "ours_minus_text", "ours_minus_img"]
+LABELS = {"ang_np_sym": "ANG+NP+SYM", "ours_img_nns": "Ours (Img NNs)", "ours": "Ours",
+          "trip_np_sym": "TRIP+NP+SYM", "ours_trip": "Ours (TRIP)", "ours_minus_text": "Ours − L_text",
+          "ours_minus_img": "Ours − L_img"}
+
+
+def study_settings(profile: str, **overrides: Any) -> dict[str, Any]:
+    if profile not in STUDY_PROFILES:
+        raise ValueError(f"profile must be one of {sorted(STUDY_PROFILES)}, got {profile!r}")
+    settings = dict(STUDY_PROFILES[profile])
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    return settings
+
+
+def make_study_world(pairing: str, settings: dict, seed: int = 0):
+    """The embedded world of the study (a larger test split than the default: R@1 over more queries)."""
+    return make_world(n_pairs=settings["n_pairs"], seed=seed, pairing=pairing,
+                      split_fractions=settings["split_fractions"], image_size=settings["image_size"])
+
+
+@torch.no_grad()
+def encode_pairs(model, tokenizer, dataset, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """L2-normalised embeddings of every image of ``dataset`` and of its first caption (row-aligned pairs)."""
+    model.eval()
+    xs, ys = [], []
+    for s in range(0, len(dataset), batch_size):
+        idx = range(s, min(s + batch_size, len(dataset)))
+        xs.append(model.encode_image(torch.stack([dataset[i]["image"] for i in idx]), normalize=True))
+        ys.append(model.encode_text(tokenizer([dataset.captions_of(i)[0] for i in idx]), normalize=True))
+    return torch.cat(xs).float().numpy(), torch.cat(ys).float().numpy()
+
+
+@dataclass
+class WorldContext:
+    """What is computed once per world, before any training: Ω, Ψ's tables, Ω of the test texts."""
+
+    world: Any
+    train: Any
+    test: Any
+    space: Any
+    text_table: NeighbourTable
+    image_table: NeighbourTable
+    omega_test: np.ndarray  # Ω of each test image's first caption
+    seconds: float = 0.0
+
+    @property
+    def pairing(self) -> str:
+        return self.world.pairing
+
+
+def prepare_world(world, settings: dict, text_space: str = "doc2vec", seed: int = 0) -> WorldContext:
+    """Fit Ω on the training captions, build the text (Ψ) and image (Img NNs) neighbour tables, embed the test
+    captions in Ω. ``text_space="sentence"`` falls back to Doc2Vec when sentence-transformers is unusable."""
+    t0 = time.perf_counter()
+    if text_space == "sentence" and not sentence_transformers_available():
+        text_space = "doc2vec"
+    kw = {"epochs": settings["doc2vec_epochs"]} if text_space == "doc2vec" else {}
+    try:
+        space = make_text_space(text_space, seed=seed, **kw)
+    except Exception:  # sentence model not loadable offline
+        space = make_text_space("doc2vec", seed=seed, epochs=settings["doc2vec_epochs"])
+    train, test = world.train, world.test
+    text_table = NeighbourTable.from_texts(train, space, k=settings["k"])
+    image_table = NeighbourTable.from_images(train, k=settings["k"], seed=seed)
+    omega_test = space.embed([test.captions_of(i)[0] for i in range(len(test))])
+    return WorldContext(world, train, test, space, text_table, image_table, omega_test,
+                        time.perf_counter() - t0)
+
+
+@dataclass
+class RunResult:
+    method: str
+    pairing: str
+    seed: int
+    image: np.ndarray  # test embeddings
+    text: np.ndarray
+    metrics: dict[str, float]
+    history: pd.DataFrame
+    seconds: float
+    model: Any = field(default=None, repr=False)
+    tokenizer: Any = field(default=None, repr=False)
+
+
+def run_method(ctx: WorldContext, method: str, seed: int, settings: dict, keep_model: bool = False,
+               device: str = "cpu") -> RunResult:
+    """Train ``method`` on ``ctx``'s world with ``seed``; N-way R@1 both ways and neighbourhood preservation."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    kind, source, options = METHODS[method]
+    t0 = time.perf_counter()
+    bundle = create_two_stream(ctx.train, seed=seed, context_length=settings["context_length"],
+                               **settings["model"])
+    if source is None:
+        objective = baseline_objective(kind)
+    else:
+        table = ctx.text_table if source == "text" else ctx.image_table
+        pairs = NeighbourPairs(table, ctx.train, bundle.model, bundle.tokenizer, seed=seed)
+        objective = ours_objective(pairs, kind, **options)
+    config = TrainConfig(epochs=settings["epochs"], batch_size=settings["batch_size"], lr=settings["lr"],
+                         warmup_steps=settings["warmup_steps"], seed=seed, device=device, progress=False)
+    history = fit(bundle.model, objective, ctx.train, bundle.tokenizer, config)
+    bundle.model.cpu()
+    image, text = encode_pairs(bundle.model, bundle.tokenizer, ctx.test)
+    metrics = {f"nway_R@1/{d}": v for d, v in nway_retrieval(image, text, settings["n_way"], seed).items()}
+    k = settings["k_preserve"]
+    metrics["preservation/image"] = neighbourhood_preservation(ctx.omega_test, image, k)
+    metrics["preservation/text"] = neighbourhood_preservation(ctx.omega_test, text, k)
+    return RunResult(method, ctx.pairing, seed, image, text, metrics, history, time.perf_counter() - t0,
+                     bundle.model if keep_model else None, bundle.tokenizer if keep_model else None)
+
+
+def summarise(runs: Iterable[RunResult]) -> pd.DataFrame:
+    """One row per (pairing, method, metric): mean, std (ddof=1) and n over seeds."""
+    rows = [{"pairing": r.pairing, "method": r.method, "seed": r.seed, "metric": m, "value": v}
+            for r in runs for m, v in r.metrics.items()]
+    df = pd.DataFrame(rows)
+    out = df.groupby(["pairing", "method", "metric"])["value"].agg(["mean", "std", "count"]).reset_index()
+    return out.rename(columns={"count": "n"})
+
+
+def pm_table(summary: pd.DataFrame, methods: list[str], metrics: list[str], pairings=("literal", "complementary"),
+             digits: int = 3) -> pd.DataFrame:
+    """A display table: rows = methods, columns = (pairing, metric), cells ``mean ± std``."""
+    cells = {}
+    for p in pairings:
+        for m in metrics:
+            col = []
+            for meth in methods:
+                row = summary[(summary.pairing == p) & (summary.method == meth) & (summary.metric == m)]
+                col.append(f"{row['mean'].iloc[0]:.{digits}f} ± {row['std'].iloc[0]:.{digits}f}" if len(row) else "")
+            cells[(p, m)] = col
+    return pd.DataFrame(cells, index=[LABELS.get(m, m) for m in methods])
