@@ -46,9 +46,10 @@ __all__ = [
 # Squared distances below this are recomputed in float64 by
 # :func:`modality_silhouette` (float32 ``2 - 2 cos`` loses precision near 0).
 _NEAR_D2 = 1e-3
-# Block edge for the silhouette: 1024 x 1024 float32 blocks (4 MiB) stay in cache
-# for the element-wise passes while the matmul still runs at full speed.
+# Rows per strip for the silhouette, and the most entries one distance chunk may
+# hold (2**24 float32 = 64 MiB); see _silhouette.
 _SILHOUETTE_BATCH = 1024
+_CHUNK_ENTRIES = 1 << 24
 
 
 # ----------------------------------------------------------------------------
@@ -180,37 +181,57 @@ def _silhouette(a: np.ndarray, b: np.ndarray, batch_size: int) -> float:
         )
     x64 = torch.from_numpy(np.vstack([a, b]))
     x32 = x64.to(torch.float32)
-    # Blocks never straddle the modality boundary, so every block is pure.
+    # Row strips never straddle the modality boundary, so every strip is pure.
     starts = list(range(0, n_a, batch_size)) + list(range(n_a, n, batch_size))
-    bounds = [(s, min(s + batch_size, n_a if s < n_a else n)) for s in starts]
+    strips = [(s, min(s + batch_size, n_a if s < n_a else n)) for s in starts]
+    # A strip is matched against all points after its start (the distance matrix
+    # is symmetric, so only its upper triangle is visited), in column chunks of
+    # at most _CHUNK_ENTRIES entries.  Few, large operations keep the two cores
+    # busy even when other processes compete for them.
+    width = max(batch_size, _CHUNK_ENTRIES // batch_size)
     # sums[i, m] = sum of Euclidean distances from point i to every point of modality m
     sums = torch.zeros((n, 2), dtype=torch.float64)
     two = torch.tensor(2.0, dtype=torch.float32)
-    buf = torch.empty(min(batch_size, n) ** 2, dtype=torch.float32)
+    buf = torch.empty(min(batch_size, n) * min(width, n), dtype=torch.float32)
 
-    for bi, (s0, e0) in enumerate(bounds):
-        m0 = 0 if s0 < n_a else 1
-        for s1, e1 in bounds[bi:]:
-            m1 = 0 if s1 < n_a else 1
-            diagonal = s1 == s0
+    for s0, e0 in strips:
+        rows, m0 = e0 - s0, (0 if s0 < n_a else 1)
+        for c0 in range(s0, n, width):
+            c1 = min(c0 + width, n)
+            w = c1 - c0
+            first = c0 == s0  # this chunk holds the diagonal block (first `rows` columns)
             # on the unit sphere ||x - y||^2 = 2 - 2 <x, y>: one fused matmul
-            d2 = buf[: (e0 - s0) * (e1 - s1)].view(e0 - s0, e1 - s1)
-            torch.addmm(two, x32[s0:e0], x32[s1:e1].T, alpha=-2.0, out=d2)
-            if diagonal:
-                d2.fill_diagonal_(2.0)  # self-pairs: set to 0 below, keep out of the check
+            d2 = buf[: rows * w].view(rows, w)
+            torch.addmm(two, x32[s0:e0], x32[c0:c1].T, alpha=-2.0, out=d2)
+            if first:
+                d2[:, :rows].fill_diagonal_(2.0)  # self-pairs: zeroed below, kept out of the check
+            redo = []
             if float(d2.min()) < _NEAR_D2:
                 # near-duplicate points: float32 cancellation in 2 - 2 cos would be
-                # amplified by the square root, so redo this block in float64
-                d = torch.mm(x64[s0:e0], x64[s1:e1].T).mul_(-2.0).add_(2.0).clamp_(min=0.0)
-                d = d.sqrt_()
-            else:
-                d = d2.sqrt_()
-            if diagonal:
-                d.fill_diagonal_(0.0)
-            # float32 (cascade) sums over at most batch_size terms, accumulated in float64
-            sums[s0:e0, m1] += d.sum(dim=1)
-            if not diagonal:  # symmetric block: the columns' points see the rows' modality
-                sums[s1:e1, m0] += d.sum(dim=0)
+                # amplified by the square root; redo those sub-blocks in float64
+                redo = [
+                    (j, min(j + batch_size, w))
+                    for j in range(0, w, batch_size)
+                    if float(d2[:, j : j + batch_size].min()) < _NEAR_D2
+                ]
+            d = d2.sqrt_()
+            for j0, j1 in redo:
+                g64 = torch.mm(x64[s0:e0], x64[c0 + j0 : c0 + j1].T)
+                d[:, j0:j1] = g64.mul_(-2.0).add_(2.0).clamp_(min=0.0).sqrt_()
+            if first:
+                d[:, :rows].fill_diagonal_(0.0)
+            # row sums, split at the modality boundary (float32 cascade sums,
+            # accumulated in float64)
+            k = min(max(n_a - c0, 0), w)
+            if k > 0:
+                sums[s0:e0, 0] += d[:, :k].sum(dim=1)
+            if k < w:
+                sums[s0:e0, 1] += d[:, k:].sum(dim=1)
+            # column sums: the columns' points see the strip's modality (the
+            # diagonal block is symmetric and already counted by its row sums)
+            j = rows if first else 0
+            if j < w:
+                sums[c0 + j : c1, m0] += d[:, j:].sum(dim=0)
 
     sums_np = sums.numpy()
     own = np.concatenate([sums_np[:n_a, 0], sums_np[n_a:, 1]])

@@ -192,7 +192,7 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                torch.nn.utils.clip_grad_norm_([*model.parameters(), *objective.parameters()], config.grad_clip)
             optimizer.step()
             with torch.no_grad():
                 model.logit_scale.clamp_(0, LOGIT_SCALE_MAX)

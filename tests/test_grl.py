@@ -312,22 +312,22 @@ def test_grl_shrinks_the_gap_between_learnable_clouds(seed, one_thread):
 
 
 @pytest.mark.notebook
-def test_notebook_03_smoke(tmp_path):
-    papermill = pytest.importorskip("papermill")
-    nb = REPO / "notebooks" / "03_grl_gap_reducer.ipynb"
-    if not nb.exists():
+def test_notebook_03_smoke(run_notebook):
+    """Notebook 03 end to end in the smoke profile (executed once per session by conftest's ``run_notebook``)."""
+    if not (REPO / "notebooks" / "03_grl_gap_reducer.ipynb").exists():
         pytest.skip("notebooks/03_grl_gap_reducer.ipynb not written yet")
-    out_dir = tmp_path / "out"
-    papermill.execute_notebook(str(nb), str(tmp_path / nb.name), cwd=str(REPO), kernel_name="python3",
-                               parameters={"profile": "smoke", "output_dir": str(out_dir), "device": "cpu"},
-                               progress_bar=False)
+    out_dir, seconds = run_notebook("03_grl_gap_reducer")
     metrics = json.loads((out_dir / "metrics.json").read_text())
-    for key in ("gap@lambda=0.5", "silhouette@lambda=0.5", "mean_recall@lambda=0.5", "gap@lambda=0.5/seed=1"):
+    for key in ("gap@lambda=0.5", "silhouette@lambda=0.5", "mean_recall@lambda=0.5", "gap@lambda=0.5/seed=1",
+                "claim/gap_shrinks", "claim/retrieval_best_at_intermediate_lambda"):
         assert key in metrics, key
+    for lambd in ("0", "0.5", "1", "3"):  # 4 λ × 3 seeds
+        assert all(f"gap@lambda={lambd}/seed={s}" in metrics for s in (0, 1, 2)), lambd
     assert metrics["baseline/t2i_R@1_over_chance"] >= 5  # the baseline learned far above chance
     for fig in ("retrieval_vs_lambda.png", "gap_vs_lambda.png", "classifier_accuracy_vs_lambda.png",
                 "pca_lambda0_vs_best.png"):
         assert (out_dir / fig).is_file(), fig
+    print(f"03_grl_gap_reducer: {seconds:.1f} s")
 
 
 # ---------------------------------------------------------------------------------------------- the λ sweep

@@ -72,6 +72,17 @@ def test_silhouette_matches_sklearn(n_a, n_b, d, offset, batch_size):
         assert got > 0.7
 
 
+@pytest.mark.parametrize("batch_size", [3, 8, 1000])
+def test_silhouette_column_chunks(monkeypatch, batch_size):
+    # tiny chunks: strips are split into many column chunks, crossing the boundary
+    monkeypatch.setattr(M, "_CHUNK_ENTRIES", 40)
+    a, b = two_modalities(37, 29, 12, 0.4, seed=21)
+    a[5] = a[30]  # a duplicate pair -> the float64 sub-block path inside a chunk
+    x = np.vstack([unit(a), unit(b)])
+    expected = silhouette_score(x, np.r_[np.zeros(37), np.ones(29)])
+    assert M.modality_silhouette(a, b, batch_size=batch_size) == pytest.approx(expected, abs=1e-6)
+
+
 def test_silhouette_singleton_modality_like_sklearn():
     a, b = two_modalities(1, 6, 6, 0.4, seed=3)
     x = np.vstack([unit(a), unit(b)])

@@ -1,6 +1,5 @@
 """Every notebook: committed clean, with the shared parameters, and executed end to end in the smoke profile."""
 
-import time
 from pathlib import Path
 
 import nbformat
@@ -32,13 +31,8 @@ def test_committed_without_outputs_and_with_shared_parameters(path):
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_in_smoke_profile(path, tmp_path):
-    out = tmp_path / path.stem
-    t0 = time.perf_counter()
-    pm.execute_notebook(str(path), str(tmp_path / path.name), kernel_name="python3", cwd=str(NOTEBOOK_DIR),
-                        parameters={"profile": "smoke", "seed": 0, "device": "cpu", "output_dir": str(out)},
-                        progress_bar=False)
-    seconds = time.perf_counter() - t0
+def test_notebook_runs_in_smoke_profile(path, run_notebook):
+    out, seconds = run_notebook(path.stem)
     metrics = read_metrics(out / "metrics.json")
     assert metrics and all(isinstance(v, (int, float)) for v in metrics.values())
     assert list(out.glob("*.png")), f"{path.name} wrote no figure"
