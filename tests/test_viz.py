@@ -149,9 +149,10 @@ def test_save_figure_writes_png_atomically(tmp_path, pair):
     assert not plt.fignum_exists(fig.number)  # closed
     # overwriting an existing file works the same way
     fig2 = viz.plot_metric_curve([0, 1], {"m": ([0, 1], [0.1, 0.1])})
-    viz.save_figure(fig2, target, dpi=50)
+    viz.save_figure(fig2, target, dpi=50, close=False)
     assert target.read_bytes()[:8] == PNG_MAGIC
     assert sorted(p.name for p in target.parent.iterdir()) == ["fig.png"]
+    assert plt.fignum_exists(fig2.number)  # kept open on request
 
 
 def test_import_does_not_change_global_style():
