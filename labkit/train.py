@@ -191,8 +191,9 @@ def fit(
 
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_([*model.parameters(), *objective.parameters()], config.grad_clip)
+            if config.grad_clip:  # clipped separately, so a loss term's own parameters never rescale the encoders'
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                torch.nn.utils.clip_grad_norm_(objective.parameters(), config.grad_clip)
             optimizer.step()
             with torch.no_grad():
                 model.logit_scale.clamp_(0, LOGIT_SCALE_MAX)
