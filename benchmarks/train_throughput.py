@@ -16,8 +16,8 @@ no-decay groups, the same linear warm-up + cosine schedule, grad-norm clipping a
 ``--grad-clip-norm 1.0``), fp32 (``--precision fp32``; labkit never autocasts on CPU), ``--device cpu``, the same
 ``torch.set_num_threads`` (set once for the process, before either runs), and 0 loader workers for both
 (labkit's default; for open_clip_train ``--workers 0`` is the faster setting on 2 cores: a worker process
-competes with the torch threads for the cores — measured ~670 samples/s with 0 workers against ~640 with 1;
-``--oc-workers 1`` gives its usual setting). open_clip_train writes its log and its final checkpoint to a
+competes with the torch threads for the cores: in interleaved runs here 5-10% faster with 0 workers than
+with 1; ``--oc-workers 1`` gives its usual setting). open_clip_train writes its log and its final checkpoint to a
 temporary directory (``--save-frequency 0``, ``--report-to ''``: no tensorboard/wandb; the checkpoint is written
 after the last step, outside the timing), logging every 100 steps (its default); labkit runs with
 ``progress=False`` and no checkpoint directory.
@@ -42,7 +42,8 @@ open_clip_train's own last ``samples/s`` log line is shown as a cross-check. Run
 open_clip_train / open_clip_train, labkit / ... (``--rounds`` pairs). Other engineers' jobs share this
 machine: before each run the script waits (up to ``--max-wait`` seconds in all) for other processes to leave
 the CPU, measures the share of CPU they took during the run (``/proc/stat`` less this process's own time), and
-repeats a run during which they took more than 25% (at most ``--retries`` times in all).
+repeats a run during which they took more than 25%, or that ran past ``--run-cap`` seconds and was cut
+short (at most ``--retries`` times in all; a cut run kept counts the steps it made).
 Reported: the median over runs of each trainer and, last, the ratio of the two medians.
 """
 
@@ -80,10 +81,29 @@ LR, WD, BETAS, EPS, GRAD_CLIP = 1e-3, 0.1, (0.9, 0.999), 1e-8, 1.0  # shared opt
 TARGET = 1.3
 
 _STAMPS: list[float] = []
+_CAP = {"seconds": float("inf")}
+
+
+class _Cut(Exception):
+    """Raised by the step hook to end a run that went past ``--run-cap`` seconds (a busy machine)."""
 
 
 def _stamp(optimizer, args, kwargs) -> None:  # global optimizer post-step hook
     _STAMPS.append(time.perf_counter())
+    if _STAMPS[-1] - _STAMPS[0] > _CAP["seconds"]:
+        raise _Cut
+
+
+def _start_run() -> None:
+    _STAMPS.clear()
+
+
+def _timed(run):
+    """``(run(), False)``, or ``(None, True)`` if the run was cut short by ``--run-cap``."""
+    try:
+        return run(), False
+    except _Cut:
+        return None, True
 
 
 class SyntheticPairs(Dataset):
@@ -103,16 +123,18 @@ class SyntheticPairs(Dataset):
         return {"image": image, "captions": [CAPTION], "pair_id": i, "topic": -1, "saliency": None, "index": i}
 
 
-def _rates(steps: int, warmup: int, batch_size: int) -> tuple[float, float]:
+def _rates(steps: int, warmup: int, batch_size: int, cut: bool) -> tuple[float, float]:
     """(batch_size / median step interval, timed samples / timed seconds) from the post-step stamps."""
-    if len(_STAMPS) != steps:
+    if len(_STAMPS) != steps and not cut:
         raise RuntimeError(f"expected {steps} optimizer steps, saw {len(_STAMPS)}")
     timed = _STAMPS[warmup - 1:]
+    if len(timed) < 3:  # cut before 2 timed steps: nothing to measure
+        return float("nan"), float("nan")
     intervals = [b - a for a, b in zip(timed, timed[1:])]
     return batch_size / statistics.median(intervals), batch_size * len(intervals) / (timed[-1] - timed[0])
 
 
-def run_labkit(a) -> tuple[float, float]:
+def run_labkit(a) -> tuple[float, float, bool]:
     import open_clip
 
     bundle = labkit.models.create_model(MODEL, seed=a.seed)
@@ -123,9 +145,9 @@ def run_labkit(a) -> tuple[float, float]:
         epochs=1, batch_size=a.batch_size, lr=LR, weight_decay=WD, warmup_steps=a.lr_warmup, grad_clip=GRAD_CLIP,
         seed=a.seed, device="cpu", amp=False, num_workers=a.labkit_workers, caption="first", progress=False,
     )
-    _STAMPS.clear()
-    fit(bundle.model, Objective(), data, bundle.tokenizer, config)
-    return _rates(a.steps, a.warmup_steps, a.batch_size)
+    _start_run()
+    _, cut = _timed(lambda: fit(bundle.model, Objective(), data, bundle.tokenizer, config))
+    return (*_rates(a.steps, a.warmup_steps, a.batch_size, cut), cut)
 
 
 @functools.cache
@@ -159,7 +181,7 @@ def _open_clip_train_main():
     return main
 
 
-def run_open_clip_train(a, logdir: str, name: str) -> tuple[float, float, str]:
+def run_open_clip_train(a, logdir: str, name: str) -> tuple[float, float, bool, str]:
     oc_main = _open_clip_train_main()
     argv = [
         "--model", MODEL, "--dataset-type", "synthetic", "--train-num-samples", str(a.steps * a.batch_size),
@@ -178,11 +200,11 @@ def run_open_clip_train(a, logdir: str, name: str) -> tuple[float, float, str]:
     levels = {n: lg.level for n, lg in root.manager.loggerDict.items() if isinstance(lg, logging.Logger)}
     for h in handlers:
         root.removeHandler(h)
-    _STAMPS.clear()
+    _start_run()
     try:
         with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
-            rc = oc_main(argv)
+            rc, cut = _timed(lambda: oc_main(argv))
     finally:
         for h in list(root.handlers):
             root.removeHandler(h)
@@ -196,7 +218,7 @@ def run_open_clip_train(a, logdir: str, name: str) -> tuple[float, float, str]:
     if rc not in (None, 0):
         raise RuntimeError(f"open_clip_train.main returned {rc}")
     own = re.findall(r"Batch \(t\): [\d.]+, ([\d.]+)/s", (Path(logdir) / name / "out.log").read_text())
-    return (*_rates(a.steps, a.warmup_steps, a.batch_size), own[-1] if own else "?")
+    return (*_rates(a.steps, a.warmup_steps, a.batch_size, cut), cut, own[-1] if own else "?")
 
 
 class _OthersCPU:
@@ -253,16 +275,20 @@ def main(argv=None) -> None:
     p.add_argument("--labkit-workers", type=int, default=0, help="labkit TrainConfig.num_workers")
     p.add_argument("--labkit-images", choices=["transform", "tensor"], default="transform")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--retries", type=int, default=2,
-                   help="runs during which other processes used > 25%% of the CPU are repeated, this many in all")
     p.add_argument("--max-wait", type=float, default=60.0,
                    help="seconds in all to wait, before runs, for other processes to leave the CPU (0: never)")
+    p.add_argument("--run-cap", type=float, default=12.0,
+                   help="a run still going this many seconds after its first step is cut short (busy machine)")
+    p.add_argument("--retries", type=int, default=3,
+                   help="runs cut short, or during which other processes took > 25%% of the CPU, are repeated, "
+                        "this many times in all")
     a = p.parse_args(argv)
     if not 2 <= a.warmup_steps + 1 < a.steps:
         p.error("need 1 <= --warmup-steps < --steps - 1")
 
     torch.set_num_threads(a.threads)
     register_optimizer_step_post_hook(_stamp)
+    _CAP["seconds"] = a.run_cap
     console = logging.StreamHandler()
     console.addFilter(_DropNoise())
     logging.basicConfig(level=logging.WARNING, handlers=[console])
@@ -279,15 +305,16 @@ def main(argv=None) -> None:
                     _wait_for_quiet(budget)
                     others, t0 = _OthersCPU(), time.perf_counter()
                     if who == "labkit":
-                        rate, mean_rate = run_labkit(a)
+                        rate, mean_rate, cut = run_labkit(a)
                         note = ""
                     else:
-                        rate, mean_rate, own = run_open_clip_train(a, logdir, f"run{len(os.listdir(logdir))}")
+                        rate, mean_rate, cut, own = run_open_clip_train(a, logdir, f"run{len(os.listdir(logdir))}")
                         note = f", its own log {own}/s"
                     share = others.share()
-                    note = f"mean-based {mean_rate:.1f}, run {time.perf_counter() - t0:.0f} s" + (
-                        "" if share is None else f", other processes {100 * share:.0f}% CPU") + note
-                    again = share is not None and share > 0.25 and retries > 0
+                    note = (f"mean-based {mean_rate:.1f}, run {time.perf_counter() - t0:.0f} s"
+                            + (f", cut after {len(_STAMPS)} steps" if cut else "")
+                            + ("" if share is None else f", other processes {100 * share:.0f}% CPU") + note)
+                    again = retries > 0 and (cut or (share is not None and share > 0.25))
                     print(f"  round {r + 1}  {who:<16} {rate:7.1f} samples/s  ({note})"
                           + ("  -> discarded, run again" if again else ""), flush=True)
                     if not again:
@@ -296,14 +323,15 @@ def main(argv=None) -> None:
                 busiest = max(busiest, share or 0.0)
                 results[who].append(rate)
 
-    med = {k: statistics.median(v) for k, v in results.items()}
+    med = {k: statistics.median([x for x in v if x == x] or [float("nan")]) for k, v in results.items()}
     print(f"{'trainer':<16} {'samples/s (median)':>19}   runs")
     for k, v in results.items():
         print(f"{k:<16} {med[k]:19.1f}   " + ", ".join(f"{x:.1f}" for x in v))
-    paired = statistics.median(x / y for x, y in zip(results["labkit"], results["open_clip_train"]))
-    print(f"median of the per-round ratios: {paired:.2f}x; total {time.perf_counter() - t_start:.0f} s")
+    pairs = [x / y for x, y in zip(results["labkit"], results["open_clip_train"]) if x == x and y == y]
+    paired = f"{statistics.median(pairs):.2f}x" if pairs else "n/a"
+    print(f"median of the per-round ratios: {paired}; total {time.perf_counter() - t_start:.0f} s")
     if busiest > 0.1:
-        print(f"NOTE: other processes used up to {100 * busiest:.0f}% of the CPU during a run: noisy numbers")
+        print(f"NOTE: other processes took up to {100 * busiest:.0f}% of the CPU during a kept run: noisy numbers")
     print(f"ratio labkit/open_clip_train = {med['labkit'] / med['open_clip_train']:.2f}x (target >= {TARGET}x)")
 
 
