@@ -24,6 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/metrics_speed.py
 	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/grl_overhead.py
 
 ## lab: JupyterLab on the notebooks
 lab: $(STAMP)
