@@ -32,11 +32,14 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
-def profile_settings(profile: str, **overrides: Any) -> dict[str, Any]:
-    """The settings of a profile (``smoke`` or ``full``), with any non-None override applied."""
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
-    settings = dict(PROFILES[profile])
+def profile_settings(profile: str, profiles: dict[str, dict[str, Any]] | None = None,
+                     **overrides: Any) -> dict[str, Any]:
+    """The settings of a profile (``smoke`` or ``full``) from ``profiles`` (default: :data:`PROFILES`; a notebook
+    with its own sizes passes its own table), with any non-None override applied."""
+    profiles = PROFILES if profiles is None else profiles
+    if profile not in profiles:
+        raise ValueError(f"profile must be one of {sorted(profiles)}, got {profile!r}")
+    settings = dict(profiles[profile])
     settings.update({k: v for k, v in overrides.items() if v is not None})
     return settings
 

@@ -60,11 +60,10 @@ LABELS = {"ang_np_sym": "ANG+NP+SYM", "ours_img_nns": "Ours (Img NNs)", "ours": 
 
 
 def study_settings(profile: str, **overrides: Any) -> dict[str, Any]:
-    if profile not in STUDY_PROFILES:
-        raise ValueError(f"profile must be one of {sorted(STUDY_PROFILES)}, got {profile!r}")
-    settings = dict(STUDY_PROFILES[profile])
-    settings.update({k: v for k, v in overrides.items() if v is not None})
-    return settings
+    """The study's own profile sizes (:data:`STUDY_PROFILES`), non-None overrides applied."""
+    from ..experiment import profile_settings
+
+    return profile_settings(profile, STUDY_PROFILES, **overrides)
 
 
 def make_study_world(pairing: str, settings: dict, seed: int = 0):
