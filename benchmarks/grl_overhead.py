@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from labkit.grl import grl_objective  # noqa: E402
+from labkit.losses import grl_objective  # noqa: E402
 from labkit.losses import Features, Objective  # noqa: E402
 from labkit.models import create_model  # noqa: E402
 from labkit.train import LOGIT_SCALE_MAX, param_groups  # noqa: E402

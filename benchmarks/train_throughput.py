@@ -5,7 +5,7 @@
 The last line printed is ``ratio labkit/open_clip_train = R.RRx (target >= 1.3x)``.
 
 **What is compared.** The same tiny open_clip config (``labkit-tiny``: 32 px ViT-ish image tower, context length
-24; ``labkit/model_configs/labkit-tiny.json``, registered with open_clip by ``import labkit.models``) is trained
+24; ``labkit/models/configs/labkit-tiny.json``, registered with open_clip by ``import labkit.models``) is trained
 for the same number of steps on the same kind of synthetic batches by
 
 * labkit: ``labkit.train.fit(model, Objective(), dataset, tokenizer, TrainConfig(...))`` (``ClipLoss`` only);

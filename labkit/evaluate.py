@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .metrics import gap_report, retrieval_recall
+from .metrics import chance_recall, gap_report, retrieval_recall
 from .train import resolve_device
 
 __all__ = ["Embeddings", "embed_dataset", "evaluate_embeddings", "chance_recall", "mean_pairwise_cosine", "cone_report"]
@@ -47,13 +47,15 @@ def _as_list(batch):
 @torch.no_grad()
 def embed_dataset(model: torch.nn.Module, dataset: Dataset, tokenizer, device: str = "auto",
                   batch_size: int = 256) -> Embeddings:
-    """Encode every image and every caption of ``dataset`` (an :class:`~labkit.data.ImageTextDataset`)."""
+    """Encode every item and every caption of ``dataset`` (an :class:`~labkit.data.ImageTextDataset`; items with
+    ``audio`` instead of ``image`` go through ``model.encode_audio``)."""
     dev = resolve_device(device)
     model.eval().to(dev)
     images, topics = [], []
     for items in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=_as_list):
-        pixels = torch.stack([it["image"] for it in items]).to(dev)
-        images.append(model.encode_image(pixels, normalize=True).float().cpu())
+        key = "audio" if "audio" in items[0] else "image"
+        encode = model.encode_audio if key == "audio" else model.encode_image
+        images.append(encode(torch.stack([it[key] for it in items]).to(dev), normalize=True).float().cpu())
         topics.extend(int(it.get("topic", -1)) for it in items)
     captions, text_to_image = dataset.captions_flat()
     texts = []
@@ -73,20 +75,6 @@ def evaluate_embeddings(emb: Embeddings, ks=(1, 5, 10)) -> dict[str, float]:
     numbers = gap_report(emb.image, emb.paired_text)
     numbers.update(retrieval_recall(emb.image, emb.text, emb.text_to_image, ks=ks))
     return numbers
-
-
-def chance_recall(n_images: int, captions_per_image: float, k: int) -> dict[str, float]:
-    """R@k of a random ranking, in percent: what 'far above chance' is measured against.
-
-    t2i: k / N. i2t with c captions per image among M = c·N: 1 − C(M−c, k) / C(M, k).
-    """
-    n_texts = int(round(n_images * captions_per_image))
-    c = int(round(captions_per_image))
-    t2i = min(1.0, k / n_images)
-    miss = 1.0
-    for i in range(k):
-        miss *= max(0.0, (n_texts - c - i) / (n_texts - i))
-    return {f"i2t_R@{k}": 100 * (1 - miss), f"t2i_R@{k}": 100 * t2i}
 
 
 def mean_pairwise_cosine(x: np.ndarray) -> float:

@@ -8,12 +8,17 @@ Layout of ``runs/<name>/``::
 
     run.json                  parameters, per-notebook status and wall time
     summary.csv, summary.md   every notebook's metrics.json, one row per (notebook, metric)
-    01_modality_gap/          the executed notebook, its metrics.json and figures
-    02_projections/ …
+    claims.md                 every claim the notebooks tested, with its computed verdict (labkit.report)
+    01_modality_gap/          the executed notebook, its metrics.json, claims.json, results.md and figures
+    02_gap_physics/ …
 
 Overrides ``key=value`` apply to every notebook that declares ``key`` in its ``parameters`` cell; a key that no
 selected notebook declares is an error (a typo must not pass silently). Values are Python literals
 (``epochs=3``, ``lambdas=[0,0.5]``) or bare strings (``device=cuda``). ``output_dir`` is set by the runner.
+
+Kernels run on this machine and talk to the runner over Unix domain sockets (``ipc`` transport) rather than TCP:
+nothing listens on a network port, which is also why ipykernel's "running over TCP without encryption" warning
+does not appear.
 """
 
 from __future__ import annotations
@@ -28,9 +33,13 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from .io import atomic_write, read_metrics
+from jupyter_client.manager import AsyncKernelManager
 
-__all__ = ["main", "run_notebooks", "parse_overrides", "notebook_parameters", "find_notebooks"]
+from .io import atomic_write, read_metrics
+from .report import write_claims_report
+
+__all__ = ["main", "run_notebooks", "execute_notebook", "parse_overrides", "notebook_parameters", "find_notebooks",
+           "LocalKernelManager"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESERVED = {"output_dir"}
@@ -73,6 +82,24 @@ def notebook_parameters(path: Path) -> dict[str, Any]:
     return params
 
 
+class LocalKernelManager(AsyncKernelManager):
+    """A kernel on this machine, reached over Unix domain sockets in Jupyter's private runtime folder (``ipc``)."""
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("transport", "ipc")
+        super().__init__(**kwargs)
+
+
+def execute_notebook(notebook: Path, output: Path, parameters: dict[str, Any], kernel_name: str = "python3",
+                     log_output: bool = False) -> None:
+    """Execute ``notebook`` with papermill into ``output`` (cwd: the notebook's folder, kernel over ipc)."""
+    import papermill as pm
+
+    pm.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name=kernel_name,
+                        cwd=str(Path(notebook).parent), progress_bar=False, log_output=log_output,
+                        kernel_manager_class=LocalKernelManager)
+
+
 def run_notebooks(
     notebooks: Sequence[Path],
     run_dir: Path,
@@ -81,8 +108,6 @@ def run_notebooks(
     log_output: bool = False,
 ) -> dict[str, Any]:
     """Execute each notebook into ``run_dir/<stem>/`` and write the run summary. Returns the run record."""
-    import papermill as pm
-
     declared = {nb: notebook_parameters(nb) for nb in notebooks}
     bad = sorted(k for k in overrides if k in RESERVED or not any(k in p for p in declared.values()))
     if bad:
@@ -100,10 +125,7 @@ def run_notebooks(
         t0 = time.perf_counter()
         status, error = "ok", None
         try:
-            pm.execute_notebook(
-                str(nb), str(out_dir / nb.name), parameters=params, kernel_name=kernel_name,
-                cwd=str(nb.parent), progress_bar=False, log_output=log_output,
-            )
+            execute_notebook(nb, out_dir / nb.name, params, kernel_name=kernel_name, log_output=log_output)
         except Exception as exc:  # keep going: one failing notebook must not hide the others' results
             status, error = "failed", f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
             print(f"[labkit] {nb.name} FAILED: {error}", file=sys.stderr, flush=True)
@@ -116,6 +138,7 @@ def run_notebooks(
                                         "error": error, "metrics": metrics}
         print(f"[labkit] {nb.name}: {status} in {seconds:.1f} s, {len(metrics)} metrics", flush=True)
     write_summary(run_dir, record)
+    write_claims_report(run_dir)
     return record
 
 
@@ -164,6 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     record = run_notebooks(notebooks, run_dir, overrides, kernel_name=args.kernel, log_output=args.log_output)
     failed = [nb for nb, info in record["notebooks"].items() if info["status"] != "ok"]
     print(f"[labkit] run folder: {run_dir}\n[labkit] summary: {run_dir / 'summary.md'}")
+    if (run_dir / "claims.md").exists():
+        print(f"[labkit] claims: {run_dir / 'claims.md'}  (README's results: python -m labkit.report {run_dir} "
+              "--readme README.md)")
     if failed:
         print(f"[labkit] failed: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -2,10 +2,12 @@
 
     history = fit(model, objective, train_set, tokenizer, TrainConfig(epochs=20, seed=0))
 
-What it does, per step: encode both modalities (``model.encode_image/encode_text``, L2-normalised), hand the
-embeddings to the :class:`~labkit.losses.Objective` (which owns every loss term, their parameters and any
-cross-process gathering), backpropagate, clip, step AdamW with a warm-up + cosine learning rate, clamp the
-temperature as CLIP does (``1/τ ≤ 100``).
+What it does, per step: tell the :class:`~labkit.losses.Objective` where training stands (``begin_step``), encode
+both modalities (``model.encode_image`` — or ``encode_audio`` — and ``encode_text``, L2-normalised), hand the
+embeddings to the Objective (which owns every loss term, their parameters and any cross-process gathering),
+backpropagate, clip, step AdamW with a warm-up + cosine learning rate (times each group's ``lr_scale``), clamp the
+temperature as CLIP does (``1/τ ≤ 100``), and let the Objective update what lives outside the gradient
+(``end_step``: a momentum encoder, a queue of negatives).
 
 Determinism: the seed fixes the batch order (a generator seeded by ``seed + epoch``), the caption picked per image
 (:class:`~labkit.data.collate.PairCollator`), and the torch RNG used by dropout (re-seeded at each epoch start).
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -35,7 +37,7 @@ from .data.collate import PairCollator
 from .io import load_checkpoint, save_checkpoint
 from .losses import Features, Objective
 
-__all__ = ["TrainConfig", "fit", "resolve_device", "seed_everything", "param_groups"]
+__all__ = ["TrainConfig", "fit", "resolve_device", "seed_everything", "param_groups", "encode_batch"]
 
 LOGIT_SCALE_MAX = math.log(100.0)
 
@@ -91,16 +93,31 @@ def seed_everything(seed: int) -> None:
 
 
 def param_groups(modules: list[torch.nn.Module], weight_decay: float) -> list[dict]:
-    """AdamW groups as in CLIP: no weight decay on gains, biases, embeddings' scale and the temperature."""
-    decay, no_decay, seen = [], [], set()
+    """AdamW groups as in CLIP: no weight decay on gains, biases, embeddings' scale and the temperature.
+
+    A sub-module with an ``lr_scale`` attribute (a GRL classifier that must learn faster than the encoders, the
+    centres of a center loss) puts its parameters into groups of their own whose learning rate is the schedule's
+    times ``lr_scale`` (the nearest such module up the tree decides). Every group carries ``lr_scale`` (1 by
+    default); the two plain groups come first.
+    """
+    groups: dict[tuple[float, bool], list] = {(1.0, False): [], (1.0, True): []}
+    seen = set()
     for module in modules:
+        scale_of: dict[int, float] = {}
+        for sub in module.modules():  # pre-order: a deeper module's lr_scale overrides its ancestors'
+            scale = getattr(sub, "lr_scale", None)
+            if scale is not None:
+                if not (isinstance(scale, (int, float)) and scale > 0):
+                    raise ValueError(f"{type(sub).__name__}.lr_scale must be a positive number, got {scale!r}")
+                scale_of.update({id(p): float(scale) for p in sub.parameters()})
         for name, p in module.named_parameters():
             if not p.requires_grad or id(p) in seen:
                 continue
             seen.add(id(p))
             exclude = p.ndim < 2 or "bn" in name or "ln" in name or "bias" in name or "logit_scale" in name
-            (no_decay if exclude else decay).append(p)
-    return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": weight_decay}]
+            groups.setdefault((scale_of.get(id(p), 1.0), not exclude), []).append(p)
+    return [{"params": params, "weight_decay": weight_decay if decay else 0.0, "lr_scale": scale}
+            for (scale, decay), params in groups.items() if params or scale == 1.0]
 
 
 def cosine_lr(step: int, total_steps: int, base_lr: float, warmup_steps: int) -> float:
@@ -109,6 +126,16 @@ def cosine_lr(step: int, total_steps: int, base_lr: float, warmup_steps: int) ->
         return base_lr * (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return 0.5 * base_lr * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def encode_batch(model: torch.nn.Module, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both towers on a batch, L2-normalised: the first modality — ``batch["image"]`` through ``encode_image``, or
+    ``batch["audio"]`` through ``encode_audio`` for an audio–text model — and ``batch["text"]``."""
+    if "audio" in batch:
+        first = model.encode_audio(batch["audio"], normalize=True)
+    else:
+        first = model.encode_image(batch["image"], normalize=True)
+    return first, model.encode_text(batch["text"], normalize=True)
 
 
 def _to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
@@ -183,12 +210,12 @@ def fit(
             step = epoch * steps_per_epoch + i
             lr = cosine_lr(step, total_steps, config.lr, config.warmup_steps)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
+            objective.begin_step(step, total_steps)  # terms that schedule themselves (a λ warm-up) look here
 
             batch = _to_device(batch, device)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                image = model.encode_image(batch["image"], normalize=True)
-                text = model.encode_text(batch["text"], normalize=True)
+                image, text = encode_batch(model, batch)
             features = Features(image.float(), text.float(), model.logit_scale.exp(), batch)
             loss, logs = objective(features)
 
@@ -201,6 +228,7 @@ def fit(
             optimizer.step()
             with torch.no_grad():
                 model.logit_scale.clamp_(0, LOGIT_SCALE_MAX)
+            objective.end_step(model)  # state outside the gradient (a momentum encoder, a queue) updates here
 
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + v

@@ -50,7 +50,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from labkit.metrics import _pair, _positive_int  # noqa: E402
+from labkit.metrics._validate import _pair, _positive_int  # noqa: E402
 from labkit.io import atomic_write  # noqa: E402
 
 __all__ = [

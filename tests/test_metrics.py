@@ -75,7 +75,7 @@ def test_silhouette_matches_sklearn(n_a, n_b, d, offset, batch_size):
 @pytest.mark.parametrize("batch_size", [3, 8, 1000])
 def test_silhouette_column_chunks(monkeypatch, batch_size):
     # tiny chunks: strips are split into many column chunks, crossing the boundary
-    monkeypatch.setattr(M, "_CHUNK_ENTRIES", 40)
+    monkeypatch.setattr(M.gap, "_CHUNK_ENTRIES", 40)
     a, b = two_modalities(37, 29, 12, 0.4, seed=21)
     a[5] = a[30]  # a duplicate pair -> the float64 sub-block path inside a chunk
     x = np.vstack([unit(a), unit(b)])

@@ -1,4 +1,4 @@
-"""Every notebook: committed clean, with the shared parameters, and executed end to end in the smoke profile."""
+"""Every notebook: committed clean, with the shared parameters, and executed end to end (tests' ``tiny`` profile)."""
 
 from pathlib import Path
 
@@ -7,6 +7,7 @@ import papermill as pm
 import pytest
 
 from labkit.io import read_metrics
+from labkit.report import read_claims
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
@@ -31,9 +32,14 @@ def test_committed_without_outputs_and_with_shared_parameters(path):
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_in_smoke_profile(path, run_notebook):
+def test_notebook_runs_end_to_end(path, run_notebook):
     out, seconds = run_notebook(path.stem)
     metrics = read_metrics(out / "metrics.json")
     assert metrics and all(isinstance(v, (int, float)) for v in metrics.values())
     assert list(out.glob("*.png")), f"{path.name} wrote no figure"
+    if (out / "claims.json").exists():  # checked field by field: claim, source, measured, mean, n, verdict
+        assert read_claims(out / "claims.json"), f"{path.name} wrote an empty claims.json"
+    src = path.read_text()
+    if "write_claims" in src:
+        assert (out / "claims.json").exists(), f"{path.name} calls write_claims but wrote no claims.json"
     print(f"{path.stem}: {seconds:.1f} s")  # wall times are reported by `make run` (run.json), not asserted

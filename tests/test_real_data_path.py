@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from labkit.evaluate import embed_dataset
-from labkit.experiment import RealSource, open_source, train_clip
-from labkit.grl import lambda_sweep
+from labkit.studies.recipe import RealSource, open_source, train_clip
+from labkit.studies.grl_sweep import lambda_sweep
 from labkit.io import save_checkpoint
 from labkit.models import create_model
 

@@ -133,3 +133,119 @@ def test_cuda_amp_step_runs():
     hist = fit(b.model, Objective(), ColourWords(), b.tokenizer, cfg)
     assert torch.isfinite(torch.tensor(hist["loss"].tolist())).all()
     assert next(b.model.parameters()).device.type == "cuda"
+
+
+# ------------------------------------------------------------------ the seams later papers use (no loop edits)
+
+
+class _Recorder(torch.nn.Module):
+    """A loss term that records the loop's calls: begin_step(step, total) before, end_step(model) after a step."""
+
+    def __init__(self):
+        super().__init__()
+        self.begun, self.weights_seen = [], []
+
+    def begin_step(self, step, total_steps):
+        self.begun.append((step, total_steps))
+
+    def end_step(self, model):
+        self.weights_seen.append(model.logit_scale.detach().clone())
+
+    def forward(self, features):
+        return features.image.new_zeros(())
+
+
+def test_objective_step_hooks_are_called_around_every_step():
+    from labkit.losses import ClipLoss
+
+    b = create_model("labkit-tiny", seed=0)
+    before = b.model.logit_scale.detach().clone()
+    rec = _Recorder()
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=1e-2, warmup_steps=1, device="cpu", progress=False)
+    fit(b.model, Objective({"contrastive": ClipLoss(), "rec": rec}), ColourWords(), b.tokenizer, cfg)
+    total = 2 * 3  # 96 items / 32 per batch, 2 epochs
+    assert rec.begun == [(s, total) for s in range(total)]
+    assert len(rec.weights_seen) == total and not torch.equal(rec.weights_seen[0], before)  # after the step
+
+
+class _Scaled(torch.nn.Module):
+    """A term with one parameter whose gradient is 1: AdamW's first step moves it by exactly the group's lr."""
+
+    def __init__(self, lr_scale=None):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        if lr_scale is not None:
+            self.lr_scale = lr_scale
+
+    def forward(self, features):
+        return self.w.sum() + 0 * features.image.sum()
+
+
+@pytest.mark.parametrize("scale", [1.0, 10.0])
+def test_lr_scale_multiplies_a_terms_learning_rate(scale):
+    from labkit.train import param_groups
+
+    b = create_model("labkit-tiny", seed=0)
+    term = _Scaled(scale)
+    groups = param_groups([b.model, term], weight_decay=0.1)
+    assert [g["lr_scale"] for g in groups][:2] == [1.0, 1.0]
+    assert any(g["lr_scale"] == scale and any(p is term.w for p in g["params"]) for g in groups)
+    cfg = TrainConfig(epochs=1, batch_size=96, lr=1e-3, warmup_steps=1, device="cpu", progress=False)
+    fit(b.model, Objective({"t": term}), ColourWords(), b.tokenizer, cfg)
+    assert term.w.item() == pytest.approx(-1e-3 * scale, rel=1e-4)  # one step of AdamW: Δw = −lr·scale
+
+
+def test_lr_scale_must_be_positive():
+    from labkit.train import param_groups
+
+    with pytest.raises(ValueError, match="lr_scale"):
+        param_groups([_Scaled(-1.0)], 0.1)
+
+
+class _AudioText(torch.nn.Module):
+    """The smallest audio–text model: encode_audio / encode_text / logit_scale, counting its calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.audio = torch.nn.Linear(8, 4)
+        self.text = torch.nn.Embedding(50, 4)
+        self.logit_scale = torch.nn.Parameter(torch.tensor(2.0))
+        self.calls = {"audio": 0, "image": 0}
+
+    def encode_audio(self, x, normalize=False):
+        self.calls["audio"] += 1
+        z = self.audio(x)
+        return torch.nn.functional.normalize(z, dim=-1) if normalize else z
+
+    def encode_image(self, x, normalize=False):  # pragma: no cover - must not be called for audio batches
+        self.calls["image"] += 1
+        raise AssertionError("encode_image called on an audio batch")
+
+    def encode_text(self, tokens, normalize=False):
+        z = self.text(tokens).mean(1)
+        return torch.nn.functional.normalize(z, dim=-1) if normalize else z
+
+
+class _Clips(Dataset):
+    def __init__(self, n=32):
+        self.x = torch.randn(n, 8, generator=torch.Generator().manual_seed(0))
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return {"audio": self.x[i], "captions": [f"clip {i % 7}"], "pair_id": i, "topic": i % 2, "index": i}
+
+    def captions_flat(self):
+        return [f"clip {i % 7}" for i in range(len(self))], list(range(len(self)))
+
+
+def test_audio_batches_go_through_encode_audio():
+    from labkit.evaluate import embed_dataset
+
+    model = _AudioText()
+    tok = lambda texts: torch.tensor([[int(t.split()[-1]) + 1] * 3 for t in texts])  # noqa: E731
+    fit(model, Objective(), _Clips(), tok, TrainConfig(epochs=1, batch_size=8, device="cpu", progress=False))
+    assert model.calls == {"audio": 4, "image": 0}
+    emb = embed_dataset(model, _Clips(), tok, device="cpu")
+    assert emb.image.shape == (32, 4) and emb.text.shape == (32, 4) and model.calls["image"] == 0

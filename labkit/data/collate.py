@@ -16,7 +16,7 @@ __all__ = ["PairCollator"]
 
 
 class PairCollator:
-    """Collate dataset items into ``{"image", "text", "caption", "pair_id", "topic", "index"[, "saliency"]}``.
+    """Collate dataset items into ``{"image" | "audio", "text", "caption", "pair_id", "topic", "index"[, "saliency"]}``.
 
     Args:
         tokenizer: list[str] -> LongTensor (B, L), e.g. ``open_clip.get_tokenizer(name)``.
@@ -43,14 +43,14 @@ class PairCollator:
 
     def __call__(self, items: Sequence[dict]) -> dict:
         captions = [self.choose(it["captions"], it["pair_id"]) for it in items]
-        batch = {
-            "image": torch.stack([it["image"] for it in items]),
+        batch = {key: torch.stack([it[key] for it in items]) for key in ("image", "audio") if key in items[0]}
+        batch.update({
             "text": self.tokenizer(captions),
             "caption": captions,
             "pair_id": torch.tensor([it["pair_id"] for it in items], dtype=torch.long),
             "topic": torch.tensor([it.get("topic", -1) for it in items], dtype=torch.long),
             "index": torch.tensor([it.get("index", -1) for it in items], dtype=torch.long),
-        }
+        })
         if all(it.get("saliency") is not None for it in items):
             batch["saliency"] = torch.stack([it["saliency"] for it in items])
         return batch

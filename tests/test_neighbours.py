@@ -6,9 +6,9 @@ import torch
 
 from labkit.data import make_world
 from labkit.losses import Features
-from labkit.semantic.losses import ours_objective
-from labkit.semantic.model import create_two_stream
-from labkit.semantic.neighbours import (Doc2VecSpace, NeighbourPairs, NeighbourTable, SameImageCaptions, TfidfSpace,
+from labkit.losses.metric_learning import ours_objective
+from labkit.models import create_two_stream
+from labkit.neighbours import (Doc2VecSpace, NeighbourPairs, NeighbourTable, SameImageCaptions, TfidfSpace,
                                         knn)
 
 

@@ -1,4 +1,4 @@
-"""The recipe every notebook repeats, in one place: build the world and the model, measure at initialisation,
+"""The recipe the CLIP notebooks share, in one place: build the world and the model, measure at initialisation,
 train, measure again.
 
     settings = profile_settings("smoke")
@@ -6,8 +6,9 @@ train, measure again.
     result = train_clip(world, seed=seed, objective=None, **settings)
     result.metrics_init["gap"], result.metrics["gap"], result.metrics["i2t_R@1"]
 
-Profiles: ``smoke`` runs on 2 CPU cores in about a minute per model and is what CI executes; ``full`` is a
-larger world and longer training for a real run (a GPU helps but is not required).
+Profiles: ``smoke`` runs on 2 CPU cores in about a minute per model and is what ``make run`` executes; ``full`` is
+a larger world and longer training for a real run (a GPU helps but is not required); ``tiny`` is what the test suite
+executes — it proves a notebook runs end to end, not what it finds (its models barely train).
 """
 
 from __future__ import annotations
@@ -18,23 +19,24 @@ from typing import Any
 import pandas as pd
 import torch
 
-from .data import make_world
-from .evaluate import Embeddings, chance_recall, cone_report, embed_dataset, evaluate_embeddings
-from .losses import Objective
-from .models import ClipBundle, create_model
-from .train import TrainConfig, fit
+from ..data import make_world
+from ..evaluate import Embeddings, chance_recall, cone_report, embed_dataset, evaluate_embeddings
+from ..losses import Objective
+from ..models import ClipBundle, create_model
+from ..train import TrainConfig, fit
 
 __all__ = ["PROFILES", "profile_settings", "open_source", "RealSource", "TrainResult", "train_clip"]
 
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {"n_pairs": 2000, "epochs": 12, "batch_size": 128, "lr": 2e-3, "model_name": "labkit-tiny"},
     "full": {"n_pairs": 20000, "epochs": 40, "batch_size": 256, "lr": 1e-3, "model_name": "labkit-tiny"},
+    "tiny": {"n_pairs": 500, "epochs": 3, "batch_size": 64, "lr": 2e-3, "model_name": "labkit-tiny", "warmup_steps": 5},
 }
 
 
 def profile_settings(profile: str, profiles: dict[str, dict[str, Any]] | None = None,
                      **overrides: Any) -> dict[str, Any]:
-    """The settings of a profile (``smoke`` or ``full``) from ``profiles`` (default: :data:`PROFILES`; a notebook
+    """The settings of a profile (``smoke``, ``full`` or ``tiny``) from ``profiles`` (default: :data:`PROFILES`; a notebook
     with its own sizes passes its own table), with any non-None override applied."""
     profiles = PROFILES if profiles is None else profiles
     if profile not in profiles:
@@ -50,7 +52,7 @@ class RealSource:
     LOADERS = ("coco", "flickr30k", "flickr8k")
 
     def __init__(self, dataset: str, data_root: str):
-        from .data import coco_karpathy, flickr8k, flickr30k
+        from ..data import coco_karpathy, flickr8k, flickr30k
 
         if dataset not in self.LOADERS:
             raise ValueError(f"dataset must be 'embedded' or one of {self.LOADERS}, got {dataset!r}")
@@ -83,6 +85,7 @@ class TrainResult:
     metrics: dict[str, float]
     chance: dict[str, float] = field(default_factory=dict)
     topic_names: list[str] = field(default_factory=list)
+    objective: Objective | None = None  # the trained objective (a GRL classifier, a queue, …)
 
     @property
     def cone_init(self) -> dict[str, float]:
@@ -137,7 +140,7 @@ def train_clip(
     for k in (1, 5, 10):
         chance.update(chance_recall(len(final.image), per_image, k))
     return TrainResult(bundle, history, init, final, metrics_init, metrics, chance,
-                       topic_names=list(getattr(eval_set, "topic_names", [])))
+                       topic_names=list(getattr(eval_set, "topic_names", [])), objective=objective)
 
 
 def world_is_embedded(world) -> bool:

@@ -25,7 +25,6 @@ pair returned is the neighbour image with one of its captions (seeded).
 
 from __future__ import annotations
 
-import re
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,7 +34,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..io import atomic_write
+from .data.text import tokenize_words
+from .io import atomic_write
 
 __all__ = [
     "tokenize_words",
@@ -51,13 +51,6 @@ __all__ = [
     "NeighbourPairs",
     "SameImageCaptions",
 ]
-
-_WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
-
-
-def tokenize_words(text: str) -> list[str]:
-    """Lower-cased word tokens (letters, digits, inner hyphens/apostrophes)."""
-    return _WORD.findall(text.lower())
 
 
 def _l2(v: np.ndarray) -> np.ndarray:

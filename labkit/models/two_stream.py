@@ -15,47 +15,16 @@ unchanged (the hinge losses ignore ``logit_scale``; fit still clamps it).
 from __future__ import annotations
 
 import math
-from collections import Counter
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..models import ClipBundle
-from .neighbours import tokenize_words
+from ..data.text import PAD, WordTokenizer
+from .clip import ClipBundle
 
-__all__ = ["WordTokenizer", "TwoStreamModel", "create_two_stream"]
-
-PAD, UNK = 0, 1
-
-
-class WordTokenizer:
-    """Words → ids over a fixed vocabulary (0 = padding, 1 = unknown); ``tokenizer(list[str]) -> (B, L)``."""
-
-    def __init__(self, vocab: Sequence[str], context_length: int = 24):
-        self.itos = ["<pad>", "<unk>", *vocab]
-        self.stoi = {w: i for i, w in enumerate(self.itos)}
-        self.context_length = int(context_length)
-
-    @classmethod
-    def from_texts(cls, texts: Sequence[str], min_count: int = 1, context_length: int = 24) -> "WordTokenizer":
-        counts = Counter(w for t in texts for w in tokenize_words(t))
-        vocab = sorted(w for w, c in counts.items() if c >= min_count)
-        return cls(vocab, context_length)
-
-    def __len__(self) -> int:
-        return len(self.itos)
-
-    def __call__(self, texts: Sequence[str] | str) -> torch.Tensor:
-        if isinstance(texts, str):
-            texts = [texts]
-        out = torch.zeros(len(texts), self.context_length, dtype=torch.long)
-        for r, t in enumerate(texts):
-            ids = [self.stoi.get(w, UNK) for w in tokenize_words(t)][: self.context_length] or [UNK]
-            out[r, : len(ids)] = torch.tensor(ids)
-        return out
+__all__ = ["TwoStreamModel", "create_two_stream"]
 
 
 class TwoStreamModel(nn.Module):

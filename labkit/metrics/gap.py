@@ -1,4 +1,4 @@
-"""Measuring the modality gap and cross-modal retrieval.
+"""The modality-gap family: centroid distance (Δgap), silhouette, centroid distances, PC1.
 
 Conventions used by every function in this module
 -------------------------------------------------
@@ -25,21 +25,19 @@ blocks, so memory stays bounded whatever the number of points; per-row sums are
 accumulated in float64.
 """
 
-from __future__ import annotations
 
-import math
-from numbers import Integral
-from typing import Iterable
+from __future__ import annotations
 
 import numpy as np
 import torch
+
+from ._validate import _pair, _positive_int
 
 __all__ = [
     "modality_gap",
     "modality_silhouette",
     "centroid_distances",
     "pc1_stats",
-    "retrieval_recall",
     "gap_report",
 ]
 
@@ -50,71 +48,6 @@ _NEAR_D2 = 1e-3
 # hold (2**24 float32 = 64 MiB); see _silhouette.
 _SILHOUETTE_BATCH = 1024
 _CHUNK_ENTRIES = 1 << 24
-
-
-# ----------------------------------------------------------------------------
-# input handling
-# ----------------------------------------------------------------------------
-
-
-def _to_numpy(x, name: str) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().to("cpu")
-        if x.is_complex():
-            raise ValueError(f"{name} must be real-valued")
-        if x.is_floating_point():
-            x = x.to(torch.float64)
-        x = x.numpy()
-    else:
-        try:
-            x = np.asarray(x)
-        except Exception as exc:  # pragma: no cover - exotic inputs
-            raise ValueError(f"{name} could not be converted to an array: {exc}") from exc
-    if x.dtype.kind not in "fiu":
-        raise ValueError(f"{name} must be a real numeric array (got dtype {x.dtype})")
-    return x
-
-
-def _embeddings(x, name: str, dtype=np.float64) -> np.ndarray:
-    """Validate one ``(n, d)`` embedding matrix and return it L2-normalised, as ``dtype``."""
-    x = _to_numpy(x, name)
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array of shape (n, d), got ndim={x.ndim}")
-    if x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN/inf")
-    x = x.astype(dtype, copy=False)
-    # norms in float64 whatever the working dtype (no float32 overflow/underflow)
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
-    if not np.isfinite(norms).all():
-        raise ValueError(f"{name} has rows whose norm overflows")
-    if (norms == 0).any():
-        bad = int(np.flatnonzero(norms == 0)[0])
-        raise ValueError(f"{name} has zero-norm rows (first: row {bad}); they cannot be normalised")
-    return x / norms.astype(dtype)[:, None]
-
-
-def _pair(a, b, name_a: str, name_b: str, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
-    a = _embeddings(a, name_a, dtype)
-    b = _embeddings(b, name_b, dtype)
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(
-            f"{name_a} and {name_b} must have the same embedding dimension "
-            f"(got {a.shape[1]} and {b.shape[1]})"
-        )
-    return a, b
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-# ----------------------------------------------------------------------------
-# implementations on validated, normalised float64 arrays
-# ----------------------------------------------------------------------------
 
 
 def _gap(a: np.ndarray, b: np.ndarray) -> float:
@@ -346,128 +279,6 @@ def pc1_stats(a, b) -> dict[str, float]:
     """
     a, b = _pair(a, b, "a", "b")
     return _pc1_stats(a, b)
-
-
-def _text_to_image(text_to_image, n_texts: int, n_images: int) -> np.ndarray:
-    t2i = _to_numpy(text_to_image, "text_to_image")
-    if t2i.ndim != 1:
-        raise ValueError(f"text_to_image must be 1-D, got ndim={t2i.ndim}")
-    if t2i.dtype.kind not in "iu":
-        raise ValueError(f"text_to_image must contain integer image indices (got dtype {t2i.dtype})")
-    if len(t2i) != n_texts:
-        raise ValueError(
-            f"text_to_image has length {len(t2i)} but there are {n_texts} texts (rows of text_emb)"
-        )
-    t2i = t2i.astype(np.int64)
-    if t2i.min() < 0 or t2i.max() >= n_images:
-        raise ValueError(
-            f"text_to_image has indices outside [0, {n_images}) (n_images = rows of image_emb)"
-        )
-    counts = np.bincount(t2i, minlength=n_images)
-    if (counts == 0).any():
-        bad = int(np.flatnonzero(counts == 0)[0])
-        raise ValueError(
-            f"image {bad} has no caption in text_to_image; every image needs at least one"
-        )
-    return t2i
-
-
-def _ks(ks) -> tuple[int, ...]:
-    if isinstance(ks, Integral) and not isinstance(ks, bool):
-        ks = (ks,)
-    try:
-        ks = tuple(ks)
-    except TypeError:
-        raise ValueError(f"ks must be a positive integer or a sequence of them, got {ks!r}") from None
-    if not ks:
-        raise ValueError("ks is empty")
-    return tuple(sorted({_positive_int(k, "ks") for k in ks}))
-
-
-def retrieval_recall(
-    image_emb,
-    text_emb,
-    text_to_image,
-    ks: Iterable[int] = (1, 5, 10),
-    batch_size: int = 1024,
-) -> dict[str, float]:
-    """Cross-modal retrieval Recall@k in both directions, in percent (0-100).
-
-    Similarity is the cosine similarity (dot product of normalised rows).
-    ``text_to_image[j]`` is the index of the image that caption ``j`` describes;
-    an image may have several captions and every image needs at least one.
-
-    * image -> text (``i2t_R@k``): an image query is correct at ``k`` if *any* of
-      its captions is among the ``k`` most similar captions.
-    * text -> image (``t2i_R@k``): a caption query is correct at ``k`` if its
-      image is among the ``k`` most similar images.
-
-    Computed by ranks, without sorting: for an image, with ``s*`` the best
-    similarity among its own captions, ``rank`` = number of captions with
-    similarity *strictly greater* than ``s*``; for a caption, ``rank`` = number
-    of other images strictly more similar than its own image.  A query is correct
-    at ``k`` iff ``rank < k``.  **Ties** (and differences below float32 round-off)
-    are therefore resolved in the query's favour (optimistic ranking).
-
-    The similarity matrix is computed in float32 blocks of ``batch_size`` images
-    against all captions (extra memory about ``8 * batch_size * n_texts`` bytes),
-    so 5k images x 25k captions never materialise the full matrix.
-
-    Returns ``{"i2t_R@k" for k in ks, "t2i_R@k" for k in ks, "mean_recall"}`` where
-    ``mean_recall`` is the mean of all the recall values (the "mean retrieval"
-    of seed paper 000, Fig. 3).
-    """
-    ks = _ks(ks)
-    batch_size = _positive_int(batch_size, "batch_size")
-    # float32 throughout: similarities only need to be ranked
-    img, txt = _pair(image_emb, text_emb, "image_emb", "text_emb", dtype=np.float32)
-    n_img, n_txt = len(img), len(txt)
-    t2i_np = _text_to_image(text_to_image, n_txt, n_img)
-
-    img32 = torch.from_numpy(img)
-    txt32 = torch.from_numpy(txt)
-    t2i = torch.from_numpy(t2i_np)
-    # similarity of every caption to its own image
-    s_true = (txt32 * img32[t2i]).sum(dim=1)
-    # captions grouped by image, so each image block owns a contiguous run
-    by_image = torch.from_numpy(np.argsort(t2i_np, kind="stable"))
-    sorted_img = t2i[by_image]
-
-    # Ranks are counted as float32 sums of 0/1 indicators: exact for counts
-    # below 2**24, and several times faster than summing bool tensors.
-    i2t_rank = torch.empty(n_img, dtype=torch.float32)
-    t2i_rank = torch.zeros(n_txt, dtype=torch.float32)
-    bs = min(batch_size, n_img)
-    sim = torch.empty((bs, n_txt), dtype=torch.float32)
-    beats = torch.empty((bs, n_txt), dtype=torch.float32)
-    sorted_img_np = sorted_img.numpy()
-    for s0 in range(0, n_img, bs):
-        e0 = min(s0 + bs, n_img)
-        m = e0 - s0
-        sim_b, beats_b = sim[:m], beats[:m]
-        torch.mm(img32[s0:e0], txt32.T, out=sim_b)
-        lo, hi = np.searchsorted(sorted_img_np, [s0, e0])
-        own_cap = by_image[lo:hi]  # captions of the images in this block
-        own_row = t2i[own_cap] - s0
-        own_sim = sim_b[own_row, own_cap]
-        # image -> text: captions more similar than the image's best own caption
-        best = torch.full((m,), -math.inf, dtype=torch.float32)
-        best.scatter_reduce_(0, own_row, own_sim, reduce="amax")
-        torch.gt(sim_b, best[:, None], out=beats_b)
-        i2t_rank[s0:e0] = beats_b.sum(dim=1)
-        # text -> image: images of this block more similar than each caption's own image
-        torch.gt(sim_b, s_true[None, :], out=beats_b)
-        # a caption's own image never outranks itself
-        beats_b.view(-1).index_fill_(0, own_row * n_txt + own_cap, 0.0)
-        t2i_rank += beats_b.sum(dim=0)
-
-    out: dict[str, float] = {}
-    for k in ks:
-        out[f"i2t_R@{k}"] = float((i2t_rank < k).double().mean().item() * 100.0)
-    for k in ks:
-        out[f"t2i_R@{k}"] = float((t2i_rank < k).double().mean().item() * 100.0)
-    out["mean_recall"] = float(np.mean(list(out.values())))
-    return out
 
 
 def gap_report(image_emb, text_emb) -> dict[str, float]:

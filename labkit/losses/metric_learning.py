@@ -31,7 +31,7 @@ the paper).
 
 Where the neighbour pair comes from. :math:`\Psi` (eq. 5) returns a *training pair* :math:`\langle x_{i'},
 y_{i'}\rangle` that usually is not in the batch. The neighbour terms hold a
-:class:`~labkit.semantic.neighbours.NeighbourPairs`: it owns the cached neighbour table, a reference to the
+:class:`~labkit.neighbours.NeighbourPairs`: it owns the cached neighbour table, a reference to the
 training dataset, the tokenizer and the model (not registered as a sub-module, so the objective's
 ``state_dict`` stays small and the optimiser sees each parameter once), samples one neighbour per batch row
 (seeded), and encodes the sampled images and texts with gradients. L_text and L_img share one sampler, which
@@ -48,10 +48,10 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn as nn
 
-from ..losses import Features, Objective
+from .contrastive import Features, Objective
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .neighbours import NeighbourPairs
+    from ..neighbours import NeighbourPairs
 
 __all__ = [
     "triplet_hinge",
@@ -205,8 +205,8 @@ class StructureLoss(nn.Module):
     .. math:: \sum_{j \ne i} [\, d(s_i, s_i^+) - d(s_i, s_j) + m \,]_+ ,\qquad d(u, v) = \|u - v\|_2
 
     ``modality="text"``: :math:`s_i = y_i`, :math:`s_i^+` a text in :math:`y_i`'s neighbourhood — another caption
-    of the *same image* (``pairs`` a :class:`~labkit.semantic.neighbours.SameImageCaptions`, "GT") or the text of
-    :math:`\Psi(y_i)` (a :class:`~labkit.semantic.neighbours.NeighbourPairs`, "NN_Ω"); :math:`s_j` the other
+    of the *same image* (``pairs`` a :class:`~labkit.neighbours.SameImageCaptions`, "GT") or the text of
+    :math:`\Psi(y_i)` (a :class:`~labkit.neighbours.NeighbourPairs`, "NN_Ω"); :math:`s_j` the other
     in-batch texts. ``modality="image"``: the same on images with :math:`x_{i'}` from :math:`\Psi`
     (Table 2's "STRUC (NN_Ω, Img)"). Wang et al. use the Euclidean (not squared) distance; so do we.
     """

@@ -6,9 +6,10 @@ import torch
 
 from labkit.data import make_world
 from labkit.models import create_model
-from labkit.semantic.losses import baseline_objective, ours_objective
-from labkit.semantic.model import TwoStreamModel, WordTokenizer, create_two_stream
-from labkit.semantic.neighbours import NeighbourPairs, NeighbourTable, TfidfSpace
+from labkit.losses.metric_learning import baseline_objective, ours_objective
+from labkit.data.text import WordTokenizer
+from labkit.models import TwoStreamModel, create_two_stream
+from labkit.neighbours import NeighbourPairs, NeighbourTable, TfidfSpace
 from labkit.train import TrainConfig, fit
 
 

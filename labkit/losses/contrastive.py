@@ -42,7 +42,8 @@ __all__ = ["Features", "clip_loss", "ClipLoss", "Objective", "gather_features"]
 class Features:
     """What a loss term sees for one batch.
 
-    ``image`` and ``text`` are L2-normalised embeddings (N, D) with row n of each forming a pair;
+    ``image`` and ``text`` are L2-normalised embeddings (N, D) with row n of each forming a pair (``image`` holds the
+    first modality, whichever it is: images, or audio clips for an audio–text model);
     ``logit_scale`` is ``1/τ`` (already exponentiated); ``batch`` holds the rest of the batch
     (e.g. ``topic``, ``saliency``, ``pair_id``, ``index``), already on the right device.
     """
@@ -141,3 +142,19 @@ class Objective(nn.Module):
             logs.update({f"{name}/{k}": float(v) for k, v in extra.items()})
         logs["loss"] = float(total.detach())
         return total, logs
+
+    def begin_step(self, step: int, total_steps: int) -> None:
+        """Called by the training loop before each step: a term that schedules itself (a λ warm-up over training
+        progress ``step / total_steps``) defines ``begin_step(step, total_steps)``."""
+        for term in self.terms.values():
+            hook = getattr(term, "begin_step", None)
+            if callable(hook):
+                hook(step, total_steps)
+
+    def end_step(self, model: nn.Module) -> None:
+        """Called by the training loop after each optimiser step: a term with state outside the gradient (a
+        momentum key encoder, a queue of past keys) defines ``end_step(model)`` and updates it there."""
+        for term in self.terms.values():
+            hook = getattr(term, "end_step", None)
+            if callable(hook):
+                hook(model)

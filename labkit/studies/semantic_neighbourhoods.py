@@ -1,11 +1,12 @@
-"""The runs behind notebook 04: Table 1 (methods), Table 3 (neighbourhood preservation), Table 4 (ablation).
+"""Notebook 06's study, seed 001: Table 1 (methods), Table 3 (neighbourhood preservation), Table 4 (ablation).
 
     settings = study_settings("smoke")
     ctx = prepare_world(make_world(..., pairing="complementary"), settings)   # Ω and Ψ, once per world
     run = run_method(ctx, "ours", seed=0, settings=settings)                  # fit() + test metrics
-    table = summarise(runs)                                                   # mean ± std over seeds
+    sweep = run_methods(contexts, METHODS, seeds, settings)                   # every (world, method, seed)
+    table = summarise(sweep)                                                  # mean ± std over seeds
 
-Every method trains the same :class:`~labkit.semantic.model.TwoStreamModel` (fresh, seeded) with
+Every method trains the same :class:`~labkit.models.TwoStreamModel` (fresh, seeded) with
 :func:`labkit.train.fit`; only the :class:`~labkit.losses.Objective` differs.
 """
 
@@ -13,21 +14,25 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 import torch
 
 from ..data import make_world
+from ..losses.metric_learning import baseline_objective, ours_objective
+from ..metrics import neighbourhood_preservation, nway_retrieval
+from ..models import create_two_stream
+from ..neighbours import NeighbourPairs, NeighbourTable, make_text_space, sentence_transformers_available
+from ..report import Claim, paired_verdict
 from ..train import TrainConfig, fit
-from .losses import baseline_objective, ours_objective
-from .metrics import neighbourhood_preservation, nway_retrieval
-from .model import create_two_stream
-from .neighbours import NeighbourPairs, NeighbourTable, make_text_space, sentence_transformers_available
+from .recipe import profile_settings
+from .sweep import Sweep, run_grid
 
-__all__ = ["STUDY_PROFILES", "METHODS", "TABLE1", "TABLE4", "study_settings", "make_study_world", "WorldContext",
-           "prepare_world", "RunResult", "run_method", "summarise", "encode_pairs"]
+__all__ = ["STUDY_PROFILES", "METHODS", "TABLE1", "TABLE4", "LABELS", "study_settings", "make_study_world",
+           "WorldContext", "prepare_world", "RunResult", "run_method", "run_methods", "summarise", "pm_table",
+           "encode_pairs", "comparisons", "claims"]
 
 STUDY_PROFILES: dict[str, dict[str, Any]] = {
     # smoke: 42 trainings (2 worlds x 3 seeds x 7 methods) in about 3 minutes on 2 busy CPU cores
@@ -40,6 +45,10 @@ STUDY_PROFILES: dict[str, dict[str, Any]] = {
              "warmup_steps": 50, "k": 100, "k_preserve": 40, "n_way": 5, "seeds": 3, "doc2vec_epochs": 40,
              "model": {"channels": (32, 64, 128), "hidden": 128, "word_dim": 64, "embed_dim": 64},
              "context_length": 24},
+    "tiny": {"n_pairs": 200, "split_fractions": (0.6, 0.1, 0.3), "image_size": 16, "epochs": 2,
+             "batch_size": 32, "lr": 5e-3, "warmup_steps": 2, "k": 5, "k_preserve": 5, "n_way": 5, "seeds": 2,
+             "doc2vec_epochs": 5, "model": {"channels": (8, 16, 16), "hidden": 32, "word_dim": 16, "embed_dim": 32},
+             "context_length": 16},
 }
 
 #: method -> (hinge kind, neighbour source (None | "text" | "image"), ours_objective options)
@@ -61,8 +70,6 @@ LABELS = {"ang_np_sym": "ANG+NP+SYM", "ours_img_nns": "Ours (Img NNs)", "ours": 
 
 def study_settings(profile: str, **overrides: Any) -> dict[str, Any]:
     """The study's own profile sizes (:data:`STUDY_PROFILES`), non-None overrides applied."""
-    from ..experiment import profile_settings
-
     return profile_settings(profile, STUDY_PROFILES, **overrides)
 
 
@@ -163,13 +170,32 @@ def run_method(ctx: WorldContext, method: str, seed: int, settings: dict, keep_m
                      bundle.model if keep_model else None, bundle.tokenizer if keep_model else None)
 
 
-def summarise(runs: Iterable[RunResult]) -> pd.DataFrame:
+def run_methods(contexts: dict[str, WorldContext], methods, seeds, settings: dict, device: str = "cpu",
+                keep_models: Callable[[str, str, int], bool] | None = None,
+                log: Callable[[str], None] | None = print) -> Sweep:
+    """Every (world, method) × seed: a :class:`~labkit.studies.sweep.Sweep` with factors ``pairing`` and ``method``,
+    whose rows carry ``nway_R@1/i2t``, ``nway_R@1/t2i``, their mean ``nway_R@1/mean`` and the preservation figures.
+    ``keep_models(pairing, method, seed)`` says which runs keep their model for qualitative examples."""
+
+    def one(seed: int, pairing: str, method: str):
+        keep = bool(keep_models and keep_models(pairing, method, seed))
+        r = run_method(contexts[pairing], method, seed, settings, keep_model=keep, device=device)
+        numbers = {**r.metrics, "nway_R@1/mean": (r.metrics["nway_R@1/i2t"] + r.metrics["nway_R@1/t2i"]) / 2,
+                   "train_seconds": r.seconds}
+        if log is not None:
+            log(f"{pairing:13s} seed {seed}  {LABELS[method]:16s} {r.seconds:5.1f} s  "
+                f"I→T {r.metrics['nway_R@1/i2t']:.3f}  T→I {r.metrics['nway_R@1/t2i']:.3f}")
+        return numbers, r
+
+    return run_grid(one, {"pairing": list(contexts), "method": list(methods)}, seeds, log=None)
+
+
+METRICS = ("nway_R@1/i2t", "nway_R@1/t2i", "preservation/image", "preservation/text")
+
+
+def summarise(sweep: Sweep, metrics=METRICS) -> pd.DataFrame:
     """One row per (pairing, method, metric): mean, std (ddof=1) and n over seeds."""
-    rows = [{"pairing": r.pairing, "method": r.method, "seed": r.seed, "metric": m, "value": v}
-            for r in runs for m, v in r.metrics.items()]
-    df = pd.DataFrame(rows)
-    out = df.groupby(["pairing", "method", "metric"])["value"].agg(["mean", "std", "count"]).reset_index()
-    return out.rename(columns={"count": "n"})
+    return sweep.tidy(metrics)
 
 
 def pm_table(summary: pd.DataFrame, methods: list[str], metrics: list[str], pairings=("literal", "complementary"),
@@ -184,3 +210,55 @@ def pm_table(summary: pd.DataFrame, methods: list[str], metrics: list[str], pair
                 col.append(f"{row['mean'].iloc[0]:.{digits}f} ± {row['std'].iloc[0]:.{digits}f}" if len(row) else "")
             cells[(p, m)] = col
     return pd.DataFrame(cells, index=[LABELS.get(m, m) for m in methods])
+
+
+#: (ours, its baseline): the comparisons of Table 1 behind the claim, and the image-neighbour variant
+COMPARISONS = (("ours", "ang_np_sym"), ("ours_trip", "trip_np_sym"), ("ours_img_nns", "ang_np_sym"))
+
+
+def comparisons(sweep: Sweep, pairings=("literal", "complementary")) -> pd.DataFrame:
+    """Per-seed paired differences ours − baseline of the N-way R@1 averaged over both directions, per world."""
+    rows = []
+    for method, baseline in COMPARISONS:
+        for p in pairings:
+            d = sweep.paired("nway_R@1/mean", {"pairing": p, "method": baseline}, {"pairing": p, "method": method})
+            std = 0.0 if not np.isfinite(d.std) else d.std
+            rows.append({"comparison": f"{LABELS[method]} − {LABELS[baseline]}", "method": method, "world": p,
+                         "Δ R@1 (mean ± std)": f"{d.mean:+.3f} ± {std:.3f}", "mean": d.mean, "std": std, "se": d.se,
+                         "n": d.n, "distinguishable": abs(d.mean) > std})
+    return pd.DataFrame(rows)
+
+
+def claims(table: pd.DataFrame) -> tuple[list[Claim], str]:
+    """Seed 001's claim, "ours beats the baselines, more on complementary than on literal data", from
+    :func:`comparisons`: one :class:`~labkit.report.Claim` per (hinge, world) that ours beats its baseline, one per
+    hinge that the gain is larger on complementary data, and a summary line."""
+    source = "seed 001, Table 1"
+    out: list[Claim] = []
+    main = table[table.method.isin(["ours", "ours_trip"])]
+    for row in main.itertuples():
+        out.append(Claim(f"{row.method}_beats_baseline/{row.world}".replace("/", "."),
+                         f"{LABELS[row.method]} beats its baseline on {row.world} data", source,
+                         f"paired Δ N-way R@1 ({row.comparison}, mean of both directions)", row.mean, row.std, row.n,
+                         paired_verdict(row.mean, row.se, "increase")))
+    for method in ("ours", "ours_trip"):
+        sub = main[main.method == method].set_index("world")
+        lit, comp = sub.loc["literal"], sub.loc["complementary"]
+        diff = comp["mean"] - lit["mean"]
+        se = float(np.hypot(comp["se"], lit["se"]))
+        out.append(Claim(f"{method}_gain_larger_on_complementary", f"{LABELS[method]}'s gain is larger on "
+                         "complementary than on literal data", source,
+                         "difference of the paired gains, complementary − literal (std: the two stds combined)",
+                         diff, float(np.hypot(comp["std"], lit["std"])), int(comp["n"]),
+                         paired_verdict(diff, se, "increase")))
+    d = {(r.method, r.world): r for r in main.itertuples()}
+    beats = {p: all(d[(m, p)].mean > 0 for m in ("ours", "ours_trip")) for p in ("literal", "complementary")}
+    more = all(d[(m, "complementary")].mean > d[(m, "literal")].mean for m in ("ours", "ours_trip"))
+    robust = all(r.distinguishable for r in main.itertuples())
+    holds = beats["complementary"] and beats["literal"] and more
+    text = (f"ours beats its baseline on literal data: {beats['literal']}; on complementary data: "
+            f"{beats['complementary']}; larger gain on complementary: {more}.\n=> the claim "
+            + ("HOLDS" if holds else "DOES NOT HOLD") + " here "
+            + ("(every difference exceeds its seed-to-seed std)." if robust else
+               "— but at least one difference is within its seed-to-seed std, so this profile cannot settle it."))
+    return out, text

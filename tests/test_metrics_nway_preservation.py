@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from labkit.semantic.metrics import neighbourhood_preservation, nway_recall, nway_retrieval
+from labkit.metrics import neighbourhood_preservation, nway_recall, nway_retrieval
 
 
 def test_nway_recall_hand_made():

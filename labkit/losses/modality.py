@@ -17,7 +17,7 @@ Which piece implements what
   classifier's accuracy.
 * :func:`grl_objective` — the whole of eq. 5 as an :class:`~labkit.losses.Objective`:
   ``ClipLoss`` (eq. 1–3) plus the modality term with the right weight.
-* :func:`lambda_sweep` — the λ ablation of §6 (Fig. 3, Table 2) on any data source, for notebook 03.
+(The λ ablation of §6, Fig. 3 / Table 2, is a study: :mod:`labkit.studies.grl_sweep`.)
 
 Where λ lives — two modes, one total loss
 -----------------------------------------
@@ -59,16 +59,14 @@ No cost at inference: the classifier lives in the objective, not in the model; `
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .losses import ClipLoss, Features, Objective
+from .contrastive import ClipLoss, Features, Objective
 
 __all__ = [
     "grad_reverse",
@@ -77,12 +75,8 @@ __all__ = [
     "ModalityLoss",
     "stack_modalities",
     "grl_objective",
-    "embed_dim_of",
     "LAMBDA_MODES",
     "PAPER_LAMBDAS",
-    "GrlSweep",
-    "lambda_sweep",
-    "sweep_settings",
 ]
 
 LAMBDA_MODES = ("loss", "grl")
@@ -299,246 +293,3 @@ def grl_objective(lambd: float, embed_dim: int, lambda_on: str = "loss", **class
     """
     term = ModalityLoss(embed_dim, lambd=lambd, lambda_on=lambda_on, **classifier_kwargs)
     return Objective({"contrastive": ClipLoss(), "modality": (term, term.objective_weight)})
-
-
-def embed_dim_of(model_name: str) -> int:
-    """The embedding width of an open_clip / labkit model config, without building the model."""
-    import open_clip
-
-    from . import models  # noqa: F401  (registers labkit's configs with open_clip)
-
-    cfg = open_clip.get_model_config(model_name)
-    if cfg is None or "embed_dim" not in cfg:
-        raise ValueError(f"no open_clip config with an embed_dim for model {model_name!r}")
-    return int(cfg["embed_dim"])
-
-
-# ============================================================================ the λ sweep (seed 000 §6, Fig. 3)
-
-RECALL_KEYS = tuple(f"{d}_R@{k}" for d in ("i2t", "t2i") for k in (1, 5, 10))
-SUMMARY_KEYS = ("gap", "silhouette", "mean_recall", *RECALL_KEYS, "classifier_acc_train", "classifier_acc_test")
-
-
-def _lambda_key(lambd: float) -> str:
-    return f"{float(lambd):g}"
-
-
-@dataclass
-class GrlSweep:
-    """The runs of a λ sweep: ``table`` has one row per (λ, seed); ``runs[(λ, seed)]`` is its
-    :class:`~labkit.experiment.TrainResult`; ``objectives[(λ, seed)]`` its trained Objective."""
-
-    table: Any  # pandas.DataFrame
-    runs: dict = field(default_factory=dict)
-    objectives: dict = field(default_factory=dict)
-    lambda_on: str = "loss"
-
-    @property
-    def lambdas(self) -> list[float]:
-        return sorted(self.table["lambda"].unique().tolist())
-
-    @property
-    def seeds(self) -> list[int]:
-        return sorted(self.table["seed"].unique().tolist())
-
-    def summary(self, keys: Sequence[str] = SUMMARY_KEYS):
-        """Mean and standard deviation (over seeds, ddof=1) of each metric per λ: columns ``(metric, mean|std)``."""
-        cols = [k for k in keys if k in self.table]
-        return self.table.groupby("lambda")[cols].agg(["mean", "std"])
-
-    def recall_table(self):
-        """Table 2 of seed 000, extended: R@1/R@5/R@10 both directions, mean ± std over seeds, per λ."""
-        import pandas as pd
-
-        s = self.summary(RECALL_KEYS + ("mean_recall",))
-        out = pd.DataFrame(index=s.index)
-        for k in ("i2t_R@5", "t2i_R@5", "i2t_R@1", "t2i_R@1", "i2t_R@10", "t2i_R@10", "mean_recall"):
-            out[k] = [f"{m:.1f} ± {sd:.1f}" for m, sd in zip(s[(k, "mean")], s[(k, "std")].fillna(0.0))]
-        out.index = [f"λ = {_lambda_key(l)}" + (" (baseline)" if l == 0 else "") for l in s.index]
-        return out
-
-    def best_lambda(self, key: str = "mean_recall") -> float:
-        """λ with the highest mean (over seeds) of ``key``."""
-        return float(self.table.groupby("lambda")[key].mean().idxmax())
-
-    def metrics(self) -> dict[str, float]:
-        """Flat metrics for ``metrics.json``: ``<m>@lambda=<λ>`` (mean over seeds), ``<m>@lambda=<λ>/std`` and
-        ``<m>@lambda=<λ>/seed=<s>`` for gap, silhouette, mean_recall, the six recalls and the classifier's
-        accuracies."""
-        out: dict[str, float] = {}
-        for lambd, group in self.table.groupby("lambda"):
-            tag = f"lambda={_lambda_key(lambd)}"
-            for key in SUMMARY_KEYS:
-                if key not in group or group[key].isna().any():
-                    continue
-                out[f"{key}@{tag}"] = float(group[key].mean())
-                if len(group) > 1:
-                    out[f"{key}@{tag}/std"] = float(group[key].std())
-                for seed, value in zip(group["seed"], group[key]):
-                    out[f"{key}@{tag}/seed={int(seed)}"] = float(value)
-        return out
-
-    def verdict(self) -> dict[str, Any]:
-        """Seed 000's two claims, decided from the numbers.
-
-        (i) *the gap shrinks as λ grows*: ``holds`` if the mean gap decreases at every step of λ and the paired
-        (same seed) drop from the smallest to the largest λ is larger than twice its standard error; ``partly`` if
-        only the latter; ``does not hold`` otherwise.
-        (ii) *retrieval is best at an intermediate λ*: ``holds`` if the best mean ``mean_recall`` is at neither end
-        of the λ grid and its paired gain over both ends exceeds twice the standard error; ``within noise`` if it
-        is intermediate but a gain does not; ``does not hold`` if the best λ is an endpoint.
-        """
-        t = self.table
-        lambdas = self.lambdas
-        if len(lambdas) < 2:
-            raise ValueError("a verdict needs at least two values of λ")
-        pivot_gap = t.pivot(index="seed", columns="lambda", values="gap")
-        pivot_rec = t.pivot(index="seed", columns="lambda", values="mean_recall")
-        lo, hi = lambdas[0], lambdas[-1]
-
-        def paired(a: float, b: float, pivot) -> tuple[float, float, float]:
-            d = (pivot[b] - pivot[a]).dropna().to_numpy()
-            se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("nan")
-            return float(d.mean()), float(d.std(ddof=1)) if len(d) > 1 else float("nan"), se
-
-        means_gap = pivot_gap.mean()
-        monotone = bool(all(means_gap[b] < means_gap[a] for a, b in zip(lambdas, lambdas[1:])))
-        d_gap, d_gap_sd, d_gap_se = paired(lo, hi, pivot_gap)
-        significant_drop = bool(d_gap < 0 and (not math.isfinite(d_gap_se) or -d_gap > 2 * d_gap_se))
-        gap_claim = "holds" if monotone and significant_drop else ("partly" if significant_drop else "does not hold")
-
-        means_rec = pivot_rec.mean()
-        best = float(means_rec.idxmax())
-        intermediate = best not in (lo, hi)
-        gains = {end: paired(end, best, pivot_rec) for end in (lo, hi)}
-        clear = all(g[0] > 0 and (not math.isfinite(g[2]) or g[0] > 2 * g[2]) for g in gains.values())
-        rec_claim = ("holds" if intermediate and clear else "within noise" if intermediate else "does not hold")
-
-        def pm(series_key: str, lambd: float) -> str:
-            v = t.loc[t["lambda"] == lambd, series_key]
-            return f"{v.mean():.3f} ± {v.std():.3f}" if len(v) > 1 else f"{v.mean():.3f}"
-
-        gap_line = (f"(i) the gap shrinks as λ grows: {gap_claim.upper()} — mean gap "
-                    + " → ".join(f"{pm('gap', l)} (λ={_lambda_key(l)})" for l in lambdas)
-                    + f"; paired change λ={_lambda_key(lo)}→{_lambda_key(hi)}: {d_gap:+.3f} ± {d_gap_sd:.3f} "
-                    f"(mean ± std over seeds); monotone in the means: {monotone}.")
-        rec_line = (f"(ii) retrieval is best at an intermediate λ: {rec_claim.upper()} — mean recall "
-                    + ", ".join(f"{pm('mean_recall', l)} (λ={_lambda_key(l)})" for l in lambdas)
-                    + f"; best λ = {_lambda_key(best)}; its paired gain over λ={_lambda_key(lo)}: "
-                    f"{gains[lo][0]:+.2f} ± {gains[lo][1]:.2f}, over λ={_lambda_key(hi)}: "
-                    f"{gains[hi][0]:+.2f} ± {gains[hi][1]:.2f} points.")
-        return {
-            "gap_claim": gap_claim, "gap_monotone": monotone, "gap_change": d_gap, "gap_change_std": d_gap_sd,
-            "recall_claim": rec_claim, "best_lambda": best, "recall_gain_vs_low": gains[lo][0],
-            "recall_gain_vs_high": gains[hi][0], "text": gap_line + "\n" + rec_line,
-        }
-
-    # ------------------------------------------------------------------ curves for labkit.viz.plot_metric_curve
-
-    def curves(self, keys: Mapping[str, str] | Sequence[str], scale: float = 1.0):
-        """``(lambdas, {name: (mean, std)})`` over seeds for :func:`labkit.viz.plot_metric_curve` — seed 000 Fig. 3.
-
-        ``keys``: table columns, or ``{legend name: column}``; values are multiplied by ``scale``.
-        """
-        keys = dict(keys) if isinstance(keys, Mapping) else {k: k for k in keys}
-        s = self.summary(tuple(keys.values()))
-        ys = {name: (scale * s[(col, "mean")].to_numpy(), scale * s[(col, "std")].fillna(0.0).to_numpy())
-              for name, col in keys.items()}
-        return s.index.to_numpy(dtype=float), ys
-
-    def training_curves(self, key: str = "modality/accuracy"):
-        """``(epochs, {"λ = …": (mean, std)})`` of a logged training number per epoch (e.g. the classifier's batch
-        accuracy, which shows the adversarial game between the classifier and the encoders)."""
-        import pandas as pd
-
-        frames = []
-        for (lambd, seed), result in self.runs.items():
-            if key in result.history:
-                frames.append(pd.DataFrame({"lambda": lambd, "seed": seed, "epoch": result.history["epoch"],
-                                            "value": result.history[key]}))
-        if not frames:
-            raise KeyError(f"no run logged {key!r}")
-        agg = pd.concat(frames).groupby(["lambda", "epoch"])["value"].agg(["mean", "std"])
-        epochs = np.sort(agg.index.get_level_values("epoch").unique().to_numpy())
-        ys = {f"λ = {_lambda_key(l)}": (agg.loc[l]["mean"].reindex(epochs).to_numpy(),
-                                        agg.loc[l]["std"].fillna(0.0).reindex(epochs).to_numpy())
-              for l in sorted(agg.index.get_level_values("lambda").unique())}
-        return epochs.astype(float), ys
-
-
-# Per-profile settings of the sweep: 4 λ × 3 seeds = 12 trainings. "smoke" must finish in about 3 minutes on two
-# CPU cores, so it uses a smaller world and fewer epochs than the single-run smoke profile (a short warm-up, as
-# the run has only ~60 steps); the baseline still learns far above chance. "full" is labkit's full profile.
-SWEEP_OVERRIDES: dict[str, dict[str, Any]] = {
-    "smoke": {"n_pairs": 1000, "epochs": 10, "warmup_steps": 10},
-    "full": {},
-}
-
-
-def sweep_settings(profile: str, **overrides: Any) -> dict[str, Any]:
-    """:func:`labkit.experiment.profile_settings` with the sweep's own smoke sizes; non-None overrides win."""
-    from .experiment import profile_settings
-
-    base = profile_settings(profile)
-    base.update(SWEEP_OVERRIDES.get(profile, {}))
-    base.update({k: v for k, v in overrides.items() if v is not None})
-    return base
-
-
-def lambda_sweep(
-    source,
-    lambdas: Iterable[float] = PAPER_LAMBDAS,
-    seeds: Iterable[int] = (0, 1, 2),
-    lambda_on: str = "loss",
-    classifier: Mapping[str, Any] | None = None,
-    model_name: str = "labkit-tiny",
-    log: Callable[[str], None] | None = print,
-    **train_settings: Any,
-) -> GrlSweep:
-    """Train one CLIP per (λ, seed) with :func:`grl_objective` and measure each on the held-out split.
-
-    Args:
-        source: the data (:func:`labkit.experiment.open_source`: the embedded world or a real dataset).
-        lambdas: values of λ; λ = 0 is the baseline (its encoders train exactly as with the CLIP loss alone).
-        seeds: training seeds (model initialisation, batch order, classifier initialisation).
-        lambda_on: where λ lives (``"loss"`` or ``"grl"``, see the module docstring).
-        classifier: ``depth`` / ``hidden`` of the :class:`ModalityClassifier`.
-        model_name: any labkit or open_clip model (``pretrained`` / ``checkpoint`` go in ``train_settings``).
-        log: called with one line per finished run (``None``: silent).
-        train_settings: passed to :func:`labkit.experiment.train_clip` (epochs, batch_size, lr, device,
-            pretrained, checkpoint, …; unknown keys such as ``n_pairs`` are ignored).
-
-    Returns:
-        a :class:`GrlSweep`; its table's columns are ``lambda``, ``seed``, the gap report, the recalls,
-        ``classifier_acc_train`` (mean over the last epoch's batches), ``classifier_acc_test`` (held-out split),
-        the chance recalls (``chance/…``) and ``train_seconds``.
-    """
-    import pandas as pd
-
-    from .experiment import train_clip
-
-    lambdas = [_check_lambda(l) for l in lambdas]
-    seeds = [int(s) for s in seeds]
-    classifier = dict(classifier or {})
-    embed_dim = embed_dim_of(model_name)
-    rows, runs, objectives = [], {}, {}
-    for lambd in lambdas:
-        for seed in seeds:
-            objective = grl_objective(lambd, embed_dim, lambda_on=lambda_on, seed=seed, **classifier)
-            t0 = time.perf_counter()
-            result = train_clip(source, seed=seed, objective=objective, model_name=model_name, **train_settings)
-            seconds = time.perf_counter() - t0
-            term: ModalityLoss = objective.terms["modality"]
-            last = result.history.iloc[-1]
-            row = {"lambda": lambd, "seed": seed, **result.metrics,
-                   "classifier_acc_train": float(last.get("modality/accuracy", float("nan"))),
-                   "classifier_acc_test": term.accuracy(result.final.image, result.final.paired_text),
-                   **{f"chance/{k}": v for k, v in result.chance.items()},
-                   "train_seconds": float(result.history["seconds"].sum()), "run_seconds": seconds}
-            rows.append(row)
-            runs[(lambd, seed)], objectives[(lambd, seed)] = result, objective
-            if log is not None:
-                log(f"λ={_lambda_key(lambd):<4} seed={seed}: gap {row['gap']:.3f}, silhouette "
-                    f"{row['silhouette']:.3f}, mean recall {row['mean_recall']:.1f}, classifier acc "
-                    f"{row['classifier_acc_test']:.2f} ({seconds:.0f} s)")
-    return GrlSweep(pd.DataFrame(rows), runs, objectives, lambda_on)

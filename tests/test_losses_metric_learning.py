@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from labkit.losses import Features, Objective
-from labkit.semantic.losses import (AngularNPSym, CrossModalLoss, ImageNeighbourLoss, StructureLoss,
+from labkit.losses.metric_learning import (AngularNPSym, CrossModalLoss, ImageNeighbourLoss, StructureLoss,
                                     TextNeighbourLoss, TripletNPSym, angular_hinge, ours_objective, triplet_hinge)
 
 

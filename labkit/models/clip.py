@@ -2,7 +2,7 @@
 
 One entry point, :func:`create_model`, mirrors ``open_clip.create_model_and_transforms``:
 
-* ``create_model("labkit-tiny")`` builds a tiny CPU model from ``labkit/model_configs/labkit-tiny.json``
+* ``create_model("labkit-tiny")`` builds a tiny CPU model from ``labkit/models/configs/labkit-tiny.json``
   (the configs shipped with labkit are registered with open_clip on import, so ``open_clip`` itself and
   ``open_clip_train`` see them too);
 * ``create_model("ViT-B-16", pretrained="openai")`` takes any open_clip name and pretrained tag (a hub download:
@@ -23,10 +23,10 @@ from typing import Any, Callable
 import open_clip
 import torch
 
-CONFIG_DIR = Path(__file__).parent / "model_configs"
+CONFIG_DIR = Path(__file__).parent / "configs"
 open_clip.add_model_config(CONFIG_DIR)
 
-__all__ = ["ClipBundle", "create_model", "list_labkit_models", "encode", "CONFIG_DIR"]
+__all__ = ["ClipBundle", "create_model", "list_labkit_models", "encode", "embed_dim_of", "CONFIG_DIR"]
 
 
 @dataclass
@@ -97,3 +97,11 @@ def encode(model: torch.nn.Module, images: torch.Tensor, tokens: torch.Tensor) -
     image = model.encode_image(images, normalize=True)
     text = model.encode_text(tokens, normalize=True)
     return {"image": image, "text": text, "logit_scale": model.logit_scale.exp()}
+
+
+def embed_dim_of(model_name: str) -> int:
+    """The embedding width of an open_clip / labkit model config, without building the model."""
+    cfg = open_clip.get_model_config(model_name)
+    if cfg is None or "embed_dim" not in cfg:
+        raise ValueError(f"no open_clip config with an embed_dim for model {model_name!r}")
+    return int(cfg["embed_dim"])

@@ -1,4 +1,4 @@
-"""labkit.grl: the gradient reversal layer, the modality classifier and seed 000 eq. 5 through the loss seam.
+"""labkit.losses.modality: the gradient reversal layer, the modality classifier and seed 000 eq. 5 through the loss seam.
 
 What is pinned down here:
 * the GRL is the identity forward and multiplies the gradient by exactly −λ backward (gradcheck + by hand);
@@ -8,13 +8,11 @@ What is pinned down here:
 * the classifier's shapes (2N rows, image first), its BCE targets (image 0, text 1) by hand, its accuracy log;
 * a real effect: with λ > 0 the gap between two learnable embedding clouds shrinks more than with λ = 0, and a
   control with the reversal switched off (encoders *helping* the classifier) makes it grow;
-* notebook 03 runs end to end in the smoke profile (``-m notebook``).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import math
 from pathlib import Path
 
@@ -22,7 +20,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from labkit.grl import (
+from labkit.losses.modality import (
     GradientReversal,
     ModalityClassifier,
     ModalityLoss,
@@ -306,69 +304,3 @@ def test_grl_shrinks_the_gap_between_learnable_clouds(seed, one_thread):
     assert grl < 0.5 * base and grl_paper < 0.5 * base  # …the GRL closes the gap much further
     assert grl_acc < base_acc  # and the classifier, trained at full strength in both, is fooled
     assert helped > base  # control: without the reversal the same head widens the gap
-
-
-# ---------------------------------------------------------------------------------------------- notebook 03
-
-
-@pytest.mark.notebook
-def test_notebook_03_smoke(run_notebook):
-    """Notebook 03 end to end in the smoke profile (executed once per session by conftest's ``run_notebook``)."""
-    if not (REPO / "notebooks" / "03_grl_gap_reducer.ipynb").exists():
-        pytest.skip("notebooks/03_grl_gap_reducer.ipynb not written yet")
-    out_dir, seconds = run_notebook("03_grl_gap_reducer")
-    metrics = json.loads((out_dir / "metrics.json").read_text())
-    for key in ("gap@lambda=0.5", "silhouette@lambda=0.5", "mean_recall@lambda=0.5", "gap@lambda=0.5/seed=1",
-                "claim/gap_shrinks", "claim/retrieval_best_at_intermediate_lambda"):
-        assert key in metrics, key
-    for lambd in ("0", "0.5", "1", "3"):  # 4 λ × 3 seeds
-        assert all(f"gap@lambda={lambd}/seed={s}" in metrics for s in (0, 1, 2)), lambd
-    assert metrics["baseline/t2i_R@1_over_chance"] >= 5  # the baseline learned far above chance
-    for fig in ("retrieval_vs_lambda.png", "gap_vs_lambda.png", "classifier_accuracy_vs_lambda.png",
-                "pca_lambda0_vs_best.png"):
-        assert (out_dir / fig).is_file(), fig
-    print(f"03_grl_gap_reducer: {seconds:.1f} s")
-
-
-# ---------------------------------------------------------------------------------------------- the λ sweep
-
-
-def test_embed_dim_of_known_models():
-    from labkit.grl import embed_dim_of
-
-    assert embed_dim_of("labkit-tiny") == 64
-    assert embed_dim_of("ViT-B-32") == 512  # an open_clip config, no download needed
-    with pytest.raises(ValueError):
-        embed_dim_of("no-such-model")
-
-
-def test_lambda_sweep_on_a_small_world_and_lambda_zero_is_the_baseline():
-    data = pytest.importorskip("labkit.data")
-    from labkit.experiment import train_clip
-    from labkit.grl import lambda_sweep
-
-    world = data.make_world(n_pairs=240, seed=0)
-    settings = dict(epochs=1, batch_size=64, lr=2e-3, warmup_steps=2, device="cpu", progress=False)
-    sweep = lambda_sweep(world, lambdas=[0.0, 1.0], seeds=[0, 1], lambda_on="grl", log=None, **settings)
-    assert sweep.table.shape[0] == 4 and sweep.lambdas == [0.0, 1.0] and sweep.seeds == [0, 1]
-    # λ = 0 trains the encoders exactly as the CLIP loss alone does (same seed → same numbers, bit for bit)
-    baseline = train_clip(world, seed=1, **settings)
-    run = sweep.runs[(0.0, 1)]
-    for name, value in baseline.model.state_dict().items():
-        assert torch.equal(value, run.model.state_dict()[name]), name
-    assert run.metrics == baseline.metrics
-    # the outputs the notebook relies on
-    m = sweep.metrics()
-    for key in ("gap@lambda=1", "silhouette@lambda=1", "mean_recall@lambda=1", "gap@lambda=1/seed=1",
-                "gap@lambda=0/std", "classifier_acc_test@lambda=0"):
-        assert key in m and math.isfinite(m[key]), key
-    assert m["gap@lambda=1"] == pytest.approx(sweep.table.loc[sweep.table["lambda"] == 1.0, "gap"].mean())
-    v = sweep.verdict()
-    assert v["gap_claim"] in ("holds", "partly", "does not hold")
-    assert v["recall_claim"] in ("holds", "within noise", "does not hold")
-    assert "(i)" in v["text"] and "(ii)" in v["text"]
-    assert list(sweep.recall_table().columns[:2]) == ["i2t_R@5", "t2i_R@5"]
-    x, ys = sweep.curves({"gap": "gap"})
-    assert x.tolist() == [0.0, 1.0] and ys["gap"][0].shape == (2,)
-    epochs, traces = sweep.training_curves()
-    assert epochs.tolist() == [1.0] and set(traces) == {"λ = 0", "λ = 1"}

@@ -1,0 +1,26 @@
+"""labkit.losses: every loss term is an ``nn.Module`` called as ``term(features) -> loss | (loss, logs)``
+(the :class:`Features` seam), and an :class:`Objective` sums weighted terms; the training loop only sees the
+Objective.
+
+    contrastive      Features, ``clip_loss`` / ClipLoss (seed 000 eq. 1–3, InfoNCE), Objective, gathering across
+                     processes (done once, in the Objective)
+    modality         the gradient reversal layer, the modality classifier and its loss term, ``grl_objective``
+                     (seed 000 eq. 5)
+    metric_learning  the hinge family (triplet, angular, N-pairs, symmetric: seed 001 eq. 1–4), the text / image
+                     neighbour terms (eq. 6–7), ``ours_objective`` (eq. 8), STRUC
+"""
+
+from .contrastive import ClipLoss, Features, Objective, clip_loss, gather_features
+from .metric_learning import (AngularNPSym, CrossModalLoss, ImageNeighbourLoss, StructureLoss, TextNeighbourLoss,
+                              TripletNPSym, angular_hinge, baseline_objective, n_pairs, ours_objective,
+                              triplet_hinge)
+from .modality import (LAMBDA_MODES, PAPER_LAMBDAS, GradientReversal, ModalityClassifier, ModalityLoss,
+                       grad_reverse, grl_objective, stack_modalities)
+
+__all__ = [
+    "Features", "clip_loss", "ClipLoss", "Objective", "gather_features",
+    "grad_reverse", "GradientReversal", "ModalityClassifier", "ModalityLoss", "stack_modalities", "grl_objective",
+    "LAMBDA_MODES", "PAPER_LAMBDAS",
+    "triplet_hinge", "angular_hinge", "n_pairs", "CrossModalLoss", "AngularNPSym", "TripletNPSym",
+    "TextNeighbourLoss", "ImageNeighbourLoss", "StructureLoss", "baseline_objective", "ours_objective",
+]

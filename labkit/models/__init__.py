@@ -1,0 +1,14 @@
+"""labkit.models: every model exposes open_clip's interface — ``encode_image(x, normalize=True)``,
+``encode_text(tokens, normalize=True)``, a ``logit_scale`` parameter — and comes as a :class:`ClipBundle`
+(model, preprocess, tokenizer), so :func:`labkit.train.fit`, the metrics and the plots work with any of them.
+
+    clip        ``create_model(name, pretrained=None, checkpoint=None)``: any open_clip name, plus labkit's tiny CPU
+                configs shipped as JSON in ``labkit/models/configs/`` (registered with open_clip on import)
+    two_stream  seed 001's two-stream CNN + GRU (§3.3, scaled to a CPU)
+"""
+
+from .clip import CONFIG_DIR, ClipBundle, create_model, embed_dim_of, encode, list_labkit_models
+from .two_stream import TwoStreamModel, create_two_stream
+
+__all__ = ["ClipBundle", "create_model", "list_labkit_models", "encode", "embed_dim_of", "CONFIG_DIR",
+           "TwoStreamModel", "create_two_stream"]
