@@ -243,3 +243,23 @@ def test_bad_parameters(kwargs, name):
 def test_unknown_split_name(world):
     with pytest.raises(ValueError, match="split"):
         world.split("holdout")
+
+
+def test_a_registered_caption_style_changes_only_the_text():
+    from labkit.data import CAPTION_STYLES, register_caption_style
+
+    def terse(scene, rng, n):
+        return [f"{scene['objects'][0]['shape']} {k}" for k in range(n)]
+
+    register_caption_style("terse_test", terse)
+    try:
+        a, b = make_world(n_pairs=40, seed=3), make_world(n_pairs=40, seed=3, pairing="terse_test")
+        assert np.array_equal(a.images, b.images) and np.array_equal(a.topics, b.topics)
+        assert all(np.array_equal(a.split_indices[k], b.split_indices[k]) for k in a.split_indices)
+        assert b.captions[0] == [f"{b.scenes[0]['objects'][0]['shape']} {k}" for k in range(5)]
+        with pytest.raises(ValueError, match="already registered"):
+            register_caption_style("terse_test", lambda s, r, n: [])
+        with pytest.raises(ValueError, match="pairing must be one of"):
+            make_world(n_pairs=10, pairing="nope")
+    finally:
+        CAPTION_STYLES.pop("terse_test")

@@ -15,12 +15,14 @@ from .collate import PairCollator
 from .karpathy import KarpathySplit, coco_karpathy, flickr8k, flickr30k
 from .world import (
     COLOURS,
+    CAPTION_STYLES,
     PAIRINGS,
     SHAPES,
     TOPIC_NAMES,
     EmbeddedWorld,
     EmbeddedWorldDataset,
     make_world,
+    register_caption_style,
 )
 
 __all__ = [
@@ -34,6 +36,8 @@ __all__ = [
     "COLOURS",
     "TOPIC_NAMES",
     "PAIRINGS",
+    "CAPTION_STYLES",
+    "register_caption_style",
     "CocoCaptions",
     "PairCollator",
     "KarpathySplit",

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import random
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
@@ -54,6 +55,8 @@ __all__ = [
     "TOPICS",
     "TOPIC_NAMES",
     "PAIRINGS",
+    "CAPTION_STYLES",
+    "register_caption_style",
     "SHAPE_WORDS",
     "COLOUR_WORDS",
 ]
@@ -795,6 +798,41 @@ class EmbeddedWorldDataset(ImageTextDataset):
         return sal
 
 
+# =========================================================================== caption styles
+
+#: pairing name → caption writer ``(scene, rng, n) -> list[str]``. A new caption style (another grammar, captions
+#: naming only some attributes, …) is a writer registered with :func:`register_caption_style`, in its own module.
+CAPTION_STYLES: dict[str, Callable[[dict, random.Random, int], list[str]]] = {
+    "literal": literal_captions,
+    "complementary": complementary_captions,
+}
+
+
+def register_caption_style(name: str, writer: Callable[[dict, random.Random, int], list[str]]) -> None:
+    """Make ``make_world(pairing=name)`` write its captions with ``writer(scene, rng, n_captions)``.
+
+    The writer sees the scene (topic, objects with shape/colour/size/position, relation, saliency flags) and an RNG
+    of its own, derived from the world seed and the style's name, so images, scenes, topics and splits stay
+    byte-identical across styles.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"caption style name must be an identifier, got {name!r}")
+    if name in CAPTION_STYLES and CAPTION_STYLES[name] is not writer:
+        raise ValueError(f"caption style {name!r} is already registered")
+    CAPTION_STYLES[name] = writer
+
+
+def _text_rng(pairing: str, seed: int, literal_ss, complementary_ss) -> random.Random:
+    """The caption stream of a style: the original two keep their streams; others derive one from their name."""
+    if pairing == "literal":
+        ss = literal_ss
+    elif pairing == "complementary":
+        ss = complementary_ss
+    else:
+        ss = np.random.SeedSequence([seed, zlib.crc32(pairing.encode())])
+    return random.Random(int(ss.generate_state(1, np.uint64)[0]))
+
+
 # =========================================================================== make_world
 
 def _validate(n_pairs, seed, image_size, pairing, n_captions, split_fractions) -> tuple[float, float, float]:
@@ -807,8 +845,8 @@ def _validate(n_pairs, seed, image_size, pairing, n_captions, split_fractions) -
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if not is_int(image_size) or image_size < 16:
         raise ValueError(f"image_size must be an integer >= 16, got {image_size!r}")
-    if pairing not in PAIRINGS:
-        raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
+    if pairing not in CAPTION_STYLES:
+        raise ValueError(f"pairing must be one of {tuple(CAPTION_STYLES)}, got {pairing!r}")
     if not is_int(n_captions) or n_captions < 1:
         raise ValueError(f"n_captions must be an integer >= 1, got {n_captions!r}")
     try:
@@ -837,9 +875,10 @@ def make_world(n_pairs: int = 2000, seed: int = 0, image_size: int = 32, pairing
         n_pairs: number of image-text pairs (images).
         seed: everything (scenes, pixels, captions, splits) is fixed by it.
         image_size: side of the square RGB images in pixels (>= 16; 32 default, 64 works).
-        pairing: "literal" (captions describe what is drawn) or "complementary"
-            (news-like texts about the same topic, naming things that are not drawn).
-            Both give identical images, scenes, topics, saliency and splits.
+        pairing: "literal" (captions describe what is drawn), "complementary"
+            (news-like texts about the same topic, naming things that are not drawn), or any
+            style registered with :func:`register_caption_style`. All give identical images,
+            scenes, topics, saliency and splits.
         n_captions: distinct captions per image.
         split_fractions: (train, val, test), summing to 1.
     """
@@ -853,9 +892,8 @@ def make_world(n_pairs: int = 2000, seed: int = 0, image_size: int = 32, pairing
     images = render_images(scenes, image_size, np.random.default_rng(render_ss))
     saliency = saliency_maps(scenes, image_size)
 
-    text_ss, write = ((literal_ss, literal_captions) if pairing == "literal"
-                      else (complementary_ss, complementary_captions))
-    text_rng = random.Random(int(text_ss.generate_state(1, np.uint64)[0]))
+    text_rng = _text_rng(pairing, seed, literal_ss, complementary_ss)
+    write = CAPTION_STYLES[pairing]
     captions = [write(sc, text_rng, n_captions) for sc in scenes]
 
     return EmbeddedWorld(
