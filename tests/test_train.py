@@ -249,3 +249,20 @@ def test_audio_batches_go_through_encode_audio():
     assert model.calls == {"audio": 4, "image": 0}
     emb = embed_dataset(model, _Clips(), tok, device="cpu")
     assert emb.image.shape == (32, 4) and emb.text.shape == (32, 4) and model.calls["image"] == 0
+
+
+def test_sgd_and_a_fixed_temperature():
+    import math
+
+    b = create_model("labkit-tiny", seed=0)
+    cfg = TrainConfig(epochs=1, batch_size=32, lr=1e-2, optimizer="sgd", momentum=0.9, temperature=0.01,
+                      warmup_steps=1, device="cpu", progress=False)
+    before = {k: v.clone() for k, v in b.model.state_dict().items()}
+    hist = fit(b.model, Objective(), ColourWords(), b.tokenizer, cfg)
+    assert b.model.logit_scale.item() == pytest.approx(math.log(100.0))  # fixed at 1/τ = 100, never trained
+    assert not b.model.logit_scale.requires_grad and hist["logit_scale"].tolist() == pytest.approx([100.0])
+    assert any(not torch.equal(before[k], v) for k, v in b.model.state_dict().items() if k != "logit_scale")
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(optimizer="adam")
+    with pytest.raises(ValueError, match="temperature"):
+        TrainConfig(temperature=0.001)
