@@ -117,6 +117,13 @@ def _raw_samples(url: str) -> Iterator[dict]:
 
     from webdataset.tariterators import tarfile_samples
 
+    if "://" not in url and not url.startswith("pipe:"):  # a local file: a cut-off copy lacks the end-of-archive
+        with open(url, "rb") as f:  # marker (two zero blocks), which tarfile's stream mode does not notice
+            size = f.seek(0, 2)
+            f.seek(max(0, size - 1024))
+            if size % 512 or size < 1024 or f.read(1024).strip(b"\0"):
+                raise DataFormatError(f"{url}: cannot read the tar shard (truncated: {size} bytes, no end-of-archive "
+                                      "marker)")
     try:
         yield from tarfile_samples([{"url": url}])
     except (tarfile.TarError, EOFError, OSError) as exc:
