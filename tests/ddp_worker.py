@@ -7,6 +7,7 @@ Each scenario trains labkit's tiny CLIP for a few steps on a small fixed dataset
 logged loss, the gradients that reached the model and the objective (after DDP's averaging), and the final weights.
 """
 
+import os
 import sys
 
 import torch
@@ -18,6 +19,7 @@ from labkit.train import TrainConfig, fit
 
 N_ITEMS, BATCH, EPOCHS = 48, 16, 2  # 3 global steps per epoch, 6 in all; 8 rows per process with 2 processes
 SCENARIOS = ("clip", "clip_local_loss", "grl")
+DEVICE = os.environ.get("LABKIT_TEST_DEVICE", "cpu")  # "cuda": the NCCL variant (needs 2 GPUs)
 
 
 class Squares(Dataset):
@@ -74,23 +76,23 @@ def run(name: str) -> dict:
     objective.weights["recorder"] = 0.0
     recorder.owner = (objective,)
     step_losses = []
-    config = TrainConfig(epochs=EPOCHS, batch_size=BATCH, lr=1e-3, warmup_steps=2, seed=0, device="cpu",
-                         progress=False)
+    config = TrainConfig(epochs=EPOCHS, batch_size=BATCH, lr=1e-3, warmup_steps=2, seed=0, device=DEVICE,
+                         amp=False, progress=False)
     history = fit(bundle.model, objective, Squares(), bundle.tokenizer, config,
                   on_step=lambda step, logs: step_losses.append(dict(logs)))
     return {
         "step_logs": step_losses,
         "history": history.drop(columns=["seconds", "samples_per_s"]).to_dict("list"),
-        "grads": recorder.grads,
-        "weights": {k: v.detach().clone() for k, v in bundle.model.state_dict().items()},
-        "objective": {k: v.detach().clone() for k, v in objective.state_dict().items()},
+        "grads": [{k: v.cpu() for k, v in g.items()} for g in recorder.grads],
+        "weights": {k: v.detach().cpu().clone() for k, v in bundle.model.state_dict().items()},
+        "objective": {k: v.detach().cpu().clone() for k, v in objective.state_dict().items()},
     }
 
 
 def main(out: str) -> None:
     from labkit import distributed
 
-    info = distributed.init_from_env("cpu")
+    info = distributed.init_from_env(DEVICE)
     assert info.world_size > 1, "start me with torchrun --nproc_per_node=2"
     results = {name: run(name) for name in SCENARIOS}
     if info.is_main:

@@ -32,15 +32,19 @@ def torchrun_env():
     return env
 
 
-@pytest.fixture(scope="module")
-def two_processes(tmp_path_factory):
-    """Run the worker under torchrun with 2 gloo processes once; return rank 0's record."""
-    out = tmp_path_factory.mktemp("ddp") / "ddp.pt"
+def launch(out: Path, device: str = "cpu") -> dict:
+    """Run the worker under torchrun with 2 processes (gloo on CPU, NCCL on CUDA); return rank 0's record."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            str(HERE / "ddp_worker.py"), str(out)]
-    proc = subprocess.run(cmd, cwd=out.parent, env=torchrun_env(), capture_output=True, text=True, timeout=180)
+    env = {**torchrun_env(), "LABKIT_TEST_DEVICE": device}
+    proc = subprocess.run(cmd, cwd=out.parent, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return torch.load(out, weights_only=False)
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory):
+    return launch(tmp_path_factory.mktemp("ddp") / "ddp.pt")
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +55,20 @@ def one_process():
 
 @pytest.mark.parametrize("scenario", ["clip", "clip_local_loss", "grl"])
 def test_two_processes_train_like_one_on_the_global_batch(two_processes, one_process, scenario):
+    check_equivalence(two_processes, one_process, scenario)
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs (NCCL)")
+def test_two_gpus_with_nccl_train_like_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_TEST_DEVICE", "cuda")
+    worker = _worker()
+    ddp = launch(tmp_path / "ddp.pt", device="cuda")
+    ref = {name: worker.run(name) for name in worker.SCENARIOS}
+    for scenario in worker.SCENARIOS:  # cuBLAS sums in another order than the CPU: same tolerances hold here
+        check_equivalence(ddp, ref, scenario)
+
+
+def check_equivalence(two_processes, one_process, scenario):
     ddp, ref = two_processes[scenario], one_process[scenario]
     assert two_processes["world_size"] == 2
     assert len(ddp["step_logs"]) == len(ref["step_logs"]) == 6
