@@ -85,3 +85,34 @@ def test_run_folder_explains_itself_and_is_never_overwritten(uninterrupted):
         main(ARGS + ["--output-dir", str(uninterrupted)])
     with pytest.raises(SystemExit, match="unknown.*recipes: clip, grl"):
         main(["--recipe", "moco", "--output-dir", str(uninterrupted.parent / "other")])
+
+
+def test_torchrun_sigterm_then_resume_matches_one_process(uninterrupted, tmp_path):
+    """Two gloo processes under torchrun: SIGTERM to torchrun (which forwards it) stops both at the same step, rank 0
+    writes one step checkpoint with both processes' RNG states; resuming with torchrun ends where one uninterrupted
+    process does (to float tolerance: two processes sum in another order)."""
+    out, progress = tmp_path / "run", tmp_path / "progress.txt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "labkit.studies.train_cli", *ARGS, "--output-dir", str(out)]
+    proc = subprocess.Popen(cmd + ["--progress-file", str(progress)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not (progress.exists() and len(progress.read_text().splitlines()) > KILL_AT):
+            assert proc.poll() is None, proc.communicate()[0][-3000:]
+            assert time.monotonic() < deadline, "the torchrun job made no progress"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=120)[0]
+    finally:
+        proc.kill()
+    assert "SIGTERM received" in output, output[-3000:]
+    state = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert state["world_size"] == 2 and len(state["partial"]["rng"]) == 2
+    assert state["epoch"] == 1 and 0 < state["partial"]["step"] < 20
+
+    done = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    pd.testing.assert_frame_equal(_history(out), _history(uninterrupted), check_exact=False, rtol=1e-4, atol=1e-5)
