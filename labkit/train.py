@@ -238,8 +238,9 @@ class TrainingInterrupted(Exception):
     def __init__(self, checkpoint: Path, signum: int, epoch: int, step: int):
         self.checkpoint, self.signum, self.epoch, self.step = Path(checkpoint), signum, epoch, step
         name = signal.Signals(signum).name
-        super().__init__(f"{name} received: stopped after step {step} of epoch {epoch + 1}; checkpoint written to "
-                         f"{checkpoint} (resume=True continues from there)")
+        where = f"after step {step} of epoch {epoch + 1}" if step else f"at the end of epoch {epoch}"
+        super().__init__(f"{name} received: stopped {where}; checkpoint written to {checkpoint} (resume=True "
+                         "continues from there)")
 
 
 class _StopRequest:
