@@ -123,5 +123,3 @@ def test_sampler_blocks_rebuild_the_single_process_batches():
     assert list(one) == a[16:] and len(one) == 32
     one.set_epoch(4)
     assert list(one) != a[16:]
-    with pytest.raises(ValueError, match="multiple of the number of processes"):
-        EpochSampler(items, batch_size=7, num_replicas=2)
