@@ -481,7 +481,7 @@ def fit(
                     model.logit_scale.clamp_(0, LOGIT_SCALE_MAX)
                 objective.end_step(model)  # state outside the gradient (a momentum encoder, a queue) updates here
 
-                logs = ddp.all_reduce_mean(logs)  # the global batch's numbers (identity in one process)
+                logs = ddp.all_reduce_mean(logs, device)  # the global batch's numbers (identity in one process)
                 for k, v in logs.items():
                     sums[k] = sums.get(k, 0.0) + v
                 bar.set_postfix(loss=f"{logs['loss']:.3f}")
