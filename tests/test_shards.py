@@ -77,3 +77,19 @@ def test_fit_trains_on_a_stream():
         hist = fit(b.model, Objective(), ds, b.tokenizer,
                    TrainConfig(epochs=2, batch_size=16, device="cpu", progress=False, warmup_steps=1))
     assert len(hist) == 2 and torch.isfinite(torch.tensor(hist["loss"].tolist())).all()
+
+
+def test_entry_point_trains_and_evaluates_on_shards(tmp_path):
+    from labkit.io import read_jsonl, read_metrics
+    from labkit.studies.train_cli import main
+
+    world = make_world(n_pairs=60, seed=2, image_size=32)
+    train = write_shards(world.train, str(tmp_path / "train-%06d.tar"), maxcount=24)
+    val = write_shards(world.test, str(tmp_path / "val-%06d.tar"))
+    out = tmp_path / "run"
+    assert main(["--dataset", "shards", "--shards", ",".join(train), "--eval-shards", val[0], "--profile", "tiny",
+                 "--epochs", "1", "--batch-size", "16", "--device", "cpu", "--no-progress",
+                 "--output-dir", str(out)]) == 0
+    metrics = read_metrics(out / "metrics.json")
+    assert "i2t_R@1" in metrics and metrics["epoch"] == 1
+    assert read_jsonl(out / "results.jsonl")[0]["i2t_R@1"] == metrics["i2t_R@1"]
