@@ -80,7 +80,7 @@ def read_metrics(path: str | os.PathLike) -> dict[str, float]:
     return data
 
 
-# ---------------------------------------------------------------------------------------------- runs that explain themselves
+# ------------------------------------------------------------------------------------------ runs that explain themselves
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("torch", "torchvision", "open_clip_torch", "numpy", "pandas", "scikit-learn", "papermill", "webdataset",

@@ -397,9 +397,22 @@ def fit(
     objective_params = [p for p in objective.parameters() if p.requires_grad]
 
     towers: torch.nn.Module | None = None
-    if info.distributed:  # gradients of the towers averaged by DDP; the objective's own ones by hand (below)
-        towers = torch.nn.parallel.DistributedDataParallel(
-            _Towers(model), device_ids=[device.index] if device.type == "cuda" else None)
+    averaged_by_hand = objective_params  # what DistributedDataParallel does not average
+    if info.distributed:
+        # DDP averages the towers' gradients. The temperature is used by the loss only, outside the towers' forward:
+        # a hinge loss never uses it, which DDP would take for an error, so it is averaged by hand with the
+        # Objective's own parameters (a GRL classifier).
+        wrapped = _Towers(model)
+        DDP = torch.nn.parallel.DistributedDataParallel
+        outside = [f"model.{n}" for n, _ in model.named_parameters()
+                   if n.split(".")[-1] in ("logit_scale", "logit_bias")]
+        if outside and hasattr(DDP, "_set_params_and_buffers_to_ignore_for_model"):
+            DDP._set_params_and_buffers_to_ignore_for_model(wrapped, outside)
+            params = dict(wrapped.named_parameters())
+            averaged_by_hand = [params[n] for n in outside if params[n].requires_grad] + objective_params
+            for name in outside:
+                torch.distributed.broadcast(params[name].data, src=0)
+        towers = DDP(wrapped, device_ids=[device.index] if device.type == "cuda" else None)
         ddp.broadcast_module(objective)
 
     history: list[dict] = []
@@ -471,7 +484,7 @@ def fit(
 
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                ddp.all_reduce_grads(objective_params)  # DDP averaged the towers'; the objective's terms' here
+                ddp.all_reduce_grads(averaged_by_hand)  # DDP averaged the towers'; the temperature and the terms' here
                 if config.grad_clip:  # clipped separately, so a loss term's own parameters never rescale the encoders'
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                     if objective_params:

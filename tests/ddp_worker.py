@@ -13,12 +13,12 @@ import sys
 import torch
 from torch.utils.data import Dataset
 
-from labkit.losses import ClipLoss, Objective, grl_objective
+from labkit.losses import ClipLoss, Objective, baseline_objective, grl_objective
 from labkit.models import create_model
 from labkit.train import TrainConfig, fit
 
 N_ITEMS, BATCH, EPOCHS = 48, 16, 2  # 3 global steps per epoch, 6 in all; 8 rows per process with 2 processes
-SCENARIOS = ("clip", "clip_local_loss", "grl")
+SCENARIOS = ("clip", "clip_local_loss", "grl", "hinge")
 DEVICE = os.environ.get("LABKIT_TEST_DEVICE", "cpu")  # "cuda": the NCCL variant (needs 2 GPUs)
 
 
@@ -64,6 +64,8 @@ class GradRecorder(torch.nn.Module):
 def objective_for(name: str) -> Objective:
     if name == "grl":  # seed 000 eq. 5: the classifier's parameters live in the objective, outside DDP
         return grl_objective(0.5, 64, lambda_on="loss", seed=0, depth=2)
+    if name == "hinge":  # seed 001's ANG+NP+SYM: the temperature gets no gradient at all
+        return baseline_objective("angular")
     return Objective({"contrastive": ClipLoss(local_loss=name == "clip_local_loss")})
 
 

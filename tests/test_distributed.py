@@ -1,5 +1,6 @@
 """Distributed data parallel: two gloo processes under torchrun train exactly as one process on the same global batch
-(losses, gradients, weights, to float tolerance) — for the CLIP loss, open_clip's local_loss and the GRL objective;
+(losses, gradients, weights, to float tolerance) — for the CLIP loss, open_clip's local_loss, the GRL objective and
+seed 001's hinge loss (which leaves the temperature without a gradient);
 the sampler's blocks rebuild the single-process batches; gathering sends each row its summed gradient."""
 
 import importlib.util
@@ -53,7 +54,7 @@ def one_process():
     return {name: worker.run(name) for name in worker.SCENARIOS}
 
 
-@pytest.mark.parametrize("scenario", ["clip", "clip_local_loss", "grl"])
+@pytest.mark.parametrize("scenario", ["clip", "clip_local_loss", "grl", "hinge"])
 def test_two_processes_train_like_one_on_the_global_batch(two_processes, one_process, scenario):
     check_equivalence(two_processes, one_process, scenario)
 
