@@ -12,7 +12,9 @@ All datasets share :class:`ImageTextDataset` (items are dicts with ``image``,
 from .base import DataFormatError, ImageTextDataset, default_transform
 from .coco import CocoCaptions
 from .collate import PairCollator
+from .groups import CaptionGroups, GroupTokenizer
 from .karpathy import KarpathySplit, coco_karpathy, flickr8k, flickr30k
+from .text_as_image import TextAsImage, TextImageLayout
 from .world import (
     COLOURS,
     CAPTION_STYLES,
@@ -24,6 +26,7 @@ from .world import (
     make_world,
     register_caption_style,
 )
+from . import caption_styles  # noqa: E402,F401  (registers the "casual" style, seed 004's second world)
 
 __all__ = [
     "DataFormatError",
@@ -44,4 +47,8 @@ __all__ = [
     "coco_karpathy",
     "flickr30k",
     "flickr8k",
+    "CaptionGroups",
+    "GroupTokenizer",
+    "TextAsImage",
+    "TextImageLayout",
 ]
