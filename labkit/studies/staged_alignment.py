@@ -66,10 +66,10 @@ STUDY_PROFILES: dict[str, dict[str, Any]] = {
               "second_split": (0.5, 0.0, 0.5), "second_style": "casual", "image_size": 32, "n_seeds": 3,
               "epochs": 8, "batch_size": 128, "lr": 2e-3, "warmup_steps": 10, "weight_decay": 0.1,
               "model_name": "labkit-tiny", "text_group": 2, "text_positives": "pair_id",
-              "image_positives": "topic", "n_types": 8, "map_method": "lstsq", "ridge": 0.0, "map_epochs": 100,
+              "image_positives": "topic", "n_types": 8, "map_method": "lstsq", "ridge": 0.0, "map_epochs": 50,
               "k_map": (10, 50), "compare_eq2": True, "torch_threads": None},
     # full: the 1k-image test of Tables 1–2 (Karpathy-style 1 000 test images), a larger second world
-    "full": {"n_pairs": 11000, "split_fractions": (0.9, 0.0, 0.1), "second_n_pairs": 3000,
+    "full": {"n_pairs": 10000, "split_fractions": (0.9, 0.0, 0.1), "second_n_pairs": 3000,
              "second_split": (0.667, 0.0, 0.333), "second_style": "casual", "image_size": 32, "n_seeds": 3,
              "epochs": 30, "batch_size": 256, "lr": 1e-3, "warmup_steps": 100, "weight_decay": 0.1,
              "model_name": "labkit-tiny", "text_group": 2, "text_positives": "pair_id",
