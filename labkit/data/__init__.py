@@ -7,6 +7,7 @@ All datasets share :class:`ImageTextDataset` (items are dicts with ``image``,
     world = make_world(n_pairs=2000, seed=0)             # world.train / .val / .test
     coco = CocoCaptions("coco/val2017", "coco/annotations/captions_val2017.json")
     f30k = flickr30k("data/flickr30k", split="test")
+    cc3m = ShardDataset("cc3m/{000000..000331}.tar", transform=preprocess, shuffle=True)   # webdataset, streamed
 """
 
 from .base import DataFormatError, ImageTextDataset, default_transform
@@ -15,6 +16,7 @@ from .collate import PairCollator
 from .groups import CaptionGroups, GroupTokenizer
 from .karpathy import KarpathySplit, coco_karpathy, flickr8k, flickr30k
 from .text_as_image import TextAsImage, TextImageLayout
+from .shards import MemoryPairs, ShardDataset, write_shards
 from .world import (
     COLOURS,
     CAPTION_STYLES,
@@ -51,4 +53,7 @@ __all__ = [
     "GroupTokenizer",
     "TextAsImage",
     "TextImageLayout",
+    "ShardDataset",
+    "MemoryPairs",
+    "write_shards",
 ]
