@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from labkit.losses import Features, Objective
-from labkit.losses.center import (BatchIdentitySoftmax, CenterLoss, IdentitySoftmax, center_objective,
+from labkit.losses.center import (BatchIdentitySoftmax, CenterLoss, IdentitySoftmax, center_loss, center_objective,
                                   center_update, stack_groups)
 from labkit.losses.intra_modal import supcon_infonce
 
@@ -115,3 +115,14 @@ def test_center_objective_kinds():
     assert center_objective(ids, 4, lambda_c=0.3).weights["center"] == 0.3
     with pytest.raises(ValueError, match="softmax"):
         center_objective(ids, 4, softmax="arcface")
+
+
+def test_functional_center_loss_by_hand():
+    x = torch.tensor([[1.0, 2.0], [0.0, 0.0], [3.0, -1.0]])
+    centers = torch.tensor([[0.0, 0.0], [1.0, 1.0]])
+    y = torch.tensor([1, 0, 1])
+    rows = [0.5 * ((1 - 1) ** 2 + (2 - 1) ** 2), 0.0, 0.5 * ((3 - 1) ** 2 + (-1 - 1) ** 2)]
+    assert center_loss(x, y, centers).item() == pytest.approx(np.mean(rows))
+    assert center_loss(x, y, centers, reduction="sum").item() == pytest.approx(sum(rows))
+    with pytest.raises(ValueError, match="reduction"):
+        center_loss(x, y, centers, reduction="max")

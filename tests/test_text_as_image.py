@@ -85,3 +85,24 @@ def test_word2vec_on_training_captions_only_and_deterministic():
     assert not np.array_equal(a.encode(["a red circle"]), c.encode(["a red circle"]))
     restored = TextAsImage.from_state(a.state())
     np.testing.assert_allclose(restored.encode(["a blue square"]), a.encode(["a blue square"]))
+
+
+def test_one_word_block_by_hand_and_in_place_in_the_image():
+    from labkit.data.text_as_image import paint_word_block
+
+    g, s = 2, 3
+    vector = np.arange(1, 13, dtype=np.float32)  # 4 triplets
+    block = paint_word_block(vector, g, s)
+    expected = np.zeros((3, 6, 6), np.float32)
+    for t in range(4):
+        for ch in range(3):
+            expected[ch, (t // g) * s:(t // g + 1) * s, (t % g) * s:(t % g + 1) * s] = vector[3 * t + ch]
+    np.testing.assert_array_equal(block, expected)
+    lay = TextImageLayout(image_size=12, grid=2, superpixel=3, words_per_row=2)
+    enc, vec = _encoder(lay)
+    np.testing.assert_array_equal(enc.word_vector("blue"), vec["blue"])
+    np.testing.assert_array_equal(enc.word_vector("zebra"), 0)  # out of vocabulary: blank
+    img = enc.encode(["red blue"])[0]
+    np.testing.assert_array_equal(img[:, :6, 6:12], paint_word_block(enc.word_vector("blue"), 2, 3))
+    with pytest.raises(ValueError, match="components"):
+        paint_word_block(np.zeros(5), 2, 1)

@@ -43,7 +43,7 @@ import torch
 
 from .text import tokenize_words
 
-__all__ = ["TextImageLayout", "TextAsImage", "train_word2vec"]
+__all__ = ["TextImageLayout", "TextAsImage", "paint_word_block", "train_word2vec"]
 
 CLIP_VALUE = 3.0  # standardised components are clipped to ±3
 
@@ -129,6 +129,17 @@ class TextImageLayout:
         return src
 
 
+def paint_word_block(vector, grid: int, superpixel: int = 1) -> np.ndarray:
+    """One word's block, float32 (3, g·s, g·s): RGB triplet ``t`` of ``vector`` (``3·g²`` components) colours
+    superpixel ``(t // g, t % g)`` — the unit :class:`TextImageLayout` tiles an image with."""
+    layout = TextImageLayout(image_size=int(grid) * int(superpixel), grid=int(grid), superpixel=int(superpixel),
+                             words_per_row=1)
+    v = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if len(v) != layout.dim:
+        raise ValueError(f"vector has {len(v)} components; a {grid}x{grid} grid paints {layout.dim}")
+    return np.concatenate([np.zeros(1, np.float32), v])[layout.pixel_source()]
+
+
 def train_word2vec(texts: Sequence[str], dim: int, seed: int = 0, epochs: int = 20, window: int = 5,
                    min_count: int = 1):
     """gensim skip-gram word2vec on ``texts`` (tokenised by :func:`~labkit.data.text.tokenize_words`),
@@ -190,6 +201,10 @@ class TextAsImage:
     @property
     def image_size(self) -> int:
         return self.layout.image_size
+
+    def word_vector(self, word: str) -> np.ndarray:
+        """The standardised, clipped vector painted for ``word`` (zeros, i.e. blank, when out of vocabulary)."""
+        return self._table[self.index.get(word, self._blank)].copy()
 
     def word_slots(self, text: str) -> np.ndarray:
         """Row of each word of ``text`` in the (standardised) table, blank for OOV; truncated to the capacity."""

@@ -12,7 +12,7 @@ Objective.
     intra_modal      contrast within one modality: seed 004 eq. 2 literally, and a multi-positive InfoNCE
 """
 
-from .center import CenterLoss, IdentitySoftmax, center_objective, center_update
+from .center import CenterLoss, IdentitySoftmax, center_loss, center_objective, center_update
 from .contrastive import ClipLoss, Features, Objective, clip_loss, gather_features
 from .intra_modal import IntraModalLoss, eq2_literal, supcon_infonce
 from .metric_learning import (AngularNPSym, CrossModalLoss, ImageNeighbourLoss, StructureLoss, TextNeighbourLoss,
@@ -27,6 +27,6 @@ __all__ = [
     "LAMBDA_MODES", "PAPER_LAMBDAS",
     "triplet_hinge", "angular_hinge", "n_pairs", "CrossModalLoss", "AngularNPSym", "TripletNPSym",
     "TextNeighbourLoss", "ImageNeighbourLoss", "StructureLoss", "baseline_objective", "ours_objective",
-    "CenterLoss", "IdentitySoftmax", "center_objective", "center_update",
+    "CenterLoss", "IdentitySoftmax", "center_loss", "center_objective", "center_update",
     "IntraModalLoss", "eq2_literal", "supcon_infonce",
 ]

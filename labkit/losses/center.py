@@ -50,7 +50,7 @@ from ..data.groups import group_size
 from .contrastive import Features, Objective
 from .intra_modal import supcon_infonce
 
-__all__ = ["CenterLoss", "BatchIdentitySoftmax", "IdentitySoftmax", "center_objective", "stack_groups", "center_update",
+__all__ = ["center_loss", "CenterLoss", "BatchIdentitySoftmax", "IdentitySoftmax", "center_objective", "stack_groups", "center_update",
            "SOFTMAX_KINDS"]
 
 
@@ -62,6 +62,15 @@ def stack_groups(features: Features, pair_ids: torch.Tensor) -> tuple[torch.Tens
     x = torch.cat([features.image, features.text])
     y = torch.cat([pair_ids, pair_ids.repeat_interleave(k)])
     return x, y
+
+
+def center_loss(x: torch.Tensor, y: torch.Tensor, centers: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Eq. 1: ``½ Σ_i ‖x_i − c_{y_i}‖²`` over the rows of ``x`` (``y``: each row's centre index); ``"mean"``
+    divides by the number of rows, ``"sum"`` is eq. 1 as printed."""
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    per_row = 0.5 * (x - centers[y]).pow(2).sum(1)
+    return per_row.mean() if reduction == "mean" else per_row.sum()
 
 
 @torch.no_grad()
@@ -133,8 +142,7 @@ class CenterLoss(_ClassIndex):
         x, y = stack_groups(features, features.batch["pair_id"])
         y = self.classes(y)
         c = self.centers[y]
-        per_row = 0.5 * (x - c).pow(2).sum(1)
-        loss = per_row.mean() if self.reduction == "mean" else per_row.sum()
+        loss = center_loss(x, y, self.centers, self.reduction)
         if self.training:
             self._pending = (x.detach(), y)
         with torch.no_grad():
