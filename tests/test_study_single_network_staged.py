@@ -190,3 +190,28 @@ def test_staged_study_end_to_end_on_the_embedded_worlds():
                                       "zero_shot_beats_supervised"]
     assert "Table" not in sa.results_markdown(sweep, claims, TINY_SA, {"first_test": 1, "second_train": 1,
                                                                        "second_test": 1}).split("\n")[0]
+
+
+def _coco_fixture(root):
+    """COCO in the Karpathy layout (``dataset_coco.json`` + ``val2014/``), written with the Flickr30k helper."""
+    _karpathy_fixture(root, "coco", "val2014")
+    data = json.loads((root / "dataset_coco.json").read_text())
+    for img in data["images"]:
+        img["filepath"] = "val2014"
+    _dump(root / "dataset_coco.json", data)
+    return root
+
+
+@pytest.mark.parametrize("dataset", ["flickr30k", "coco"])
+def test_single_network_on_flickr30k_and_coco_karpathy(tmp_path, dataset):
+    root = (_coco_fixture(tmp_path / "coco") if dataset == "coco"
+            else _karpathy_fixture(tmp_path / "f30k", "flickr30k", "flickr30k-images"))
+    source = sn.make_study_source(TINY_SN, dataset=dataset, data_root=str(root))
+    assert len(source.split("train")) == 6 and len(source.split("test")) == 6
+    run = sn.train_single_network(source, 0, TINY_SN, device="cpu")
+    assert run.emb.image.shape == (6, TINY_SN["embed_dim"]) and run.emb.text.shape == (30, TINY_SN["embed_dim"])
+    vocab = set(run.encoder.words)
+    assert "photo" in vocab and all(w in vocab for w in tokenize_words(source.split("train").captions_flat()[0][0]))
+    assert np.isfinite(sn.evaluate_run(run)["mean_recall"])
+    with pytest.raises(FileNotFoundError, match="nowhere"):  # a missing folder: an error naming it
+        sn.make_study_source(TINY_SN, dataset=dataset, data_root=str(tmp_path / "nowhere")).split("train")
