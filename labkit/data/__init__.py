@@ -13,7 +13,9 @@ All datasets share :class:`ImageTextDataset` (items are dicts with ``image``,
 from .base import DataFormatError, ImageTextDataset, default_transform
 from .coco import CocoCaptions
 from .collate import PairCollator
+from .groups import CaptionGroups, GroupTokenizer
 from .karpathy import KarpathySplit, coco_karpathy, flickr8k, flickr30k
+from .text_as_image import TextAsImage, TextImageLayout
 from .shards import MemoryPairs, ShardDataset, write_shards
 from .world import (
     COLOURS,
@@ -26,6 +28,7 @@ from .world import (
     make_world,
     register_caption_style,
 )
+from . import caption_styles  # noqa: E402,F401  (registers the "casual" style, seed 004's second world)
 
 __all__ = [
     "DataFormatError",
@@ -46,6 +49,10 @@ __all__ = [
     "coco_karpathy",
     "flickr30k",
     "flickr8k",
+    "CaptionGroups",
+    "GroupTokenizer",
+    "TextAsImage",
+    "TextImageLayout",
     "ShardDataset",
     "MemoryPairs",
     "write_shards",

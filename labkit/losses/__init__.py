@@ -8,9 +8,13 @@ Objective.
                      (seed 000 eq. 5)
     metric_learning  the hinge family (triplet, angular, N-pairs, symmetric: seed 001 eq. 1–4), the text / image
                      neighbour terms (eq. 6–7), ``ours_objective`` (eq. 8), STRUC
+    center           the center loss with Wen et al.'s centre update (seed 002 eq. 1) and its softmax partner
+    intra_modal      contrast within one modality: seed 004 eq. 2 literally, and a multi-positive InfoNCE
 """
 
+from .center import CenterLoss, IdentitySoftmax, center_loss, center_objective, center_update
 from .contrastive import ClipLoss, Features, Objective, clip_loss, gather_features
+from .intra_modal import IntraModalLoss, eq2_literal, supcon_infonce
 from .metric_learning import (AngularNPSym, CrossModalLoss, ImageNeighbourLoss, StructureLoss, TextNeighbourLoss,
                               TripletNPSym, angular_hinge, baseline_objective, n_pairs, ours_objective,
                               triplet_hinge)
@@ -23,4 +27,6 @@ __all__ = [
     "LAMBDA_MODES", "PAPER_LAMBDAS",
     "triplet_hinge", "angular_hinge", "n_pairs", "CrossModalLoss", "AngularNPSym", "TripletNPSym",
     "TextNeighbourLoss", "ImageNeighbourLoss", "StructureLoss", "baseline_objective", "ours_objective",
+    "CenterLoss", "IdentitySoftmax", "center_loss", "center_objective", "center_update",
+    "IntraModalLoss", "eq2_literal", "supcon_infonce",
 ]

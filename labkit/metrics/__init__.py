@@ -3,6 +3,7 @@
     gap           Δgap (seed 000 eq. 4), modality silhouette, centroid distances, PC1, ``gap_report``
     retrieval     Recall@K over a split (several captions per image), chance levels, N-way R@1 (seed 001 §4.3)
     neighbourhood neighbourhood preservation (seed 001 Table 3)
+    ranking       precision@k and mAP@k with graded truth, category-level retrieval (seed 004 eq. 6)
 
 Every function takes ``(n, d)`` arrays or tensors, L2-normalises rows first and raises ``ValueError`` naming the
 offending parameter on bad input; outputs are plain floats ready for ``metrics.json``.
@@ -10,6 +11,8 @@ offending parameter on bad input; outputs are plain floats ready for ``metrics.j
 
 from .gap import centroid_distances, gap_report, modality_gap, modality_silhouette, pc1_stats
 from .neighbourhood import neighbourhood_preservation
+from .ranking import (average_precision_at_k, category_retrieval, label_relevance, mean_average_precision,
+                      precision_at_k, ranked_relevance)
 from .retrieval import chance_recall, nway_recall, nway_retrieval, retrieval_recall
 
 __all__ = [
@@ -23,4 +26,10 @@ __all__ = [
     "nway_recall",
     "nway_retrieval",
     "neighbourhood_preservation",
+    "ranked_relevance",
+    "precision_at_k",
+    "average_precision_at_k",
+    "mean_average_precision",
+    "label_relevance",
+    "category_retrieval",
 ]
