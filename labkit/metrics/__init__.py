@@ -1,6 +1,8 @@
 """labkit.metrics: what is measured on embeddings, one module per family.
 
-    gap           Δgap (seed 000 eq. 4), modality silhouette, centroid distances, PC1, ``gap_report``
+    gap           Δgap (seed 000 eq. 4), modality silhouette, centroid distances, PC1, ``gap_report``; relative
+                  modality gap, linear separability, the gap's top-k dimensions, post-hoc centering, the shift
+                  along the gap, ``extended_gap_report``
     retrieval     Recall@K over a split (several captions per image), chance levels, N-way R@1 (seed 001 §4.3)
     neighbourhood neighbourhood preservation (seed 001 Table 3)
 
@@ -8,7 +10,9 @@ Every function takes ``(n, d)`` arrays or tensors, L2-normalises rows first and 
 offending parameter on bad input; outputs are plain floats ready for ``metrics.json``.
 """
 
-from .gap import centroid_distances, gap_report, modality_gap, modality_silhouette, pc1_stats
+from .gap import (center_modalities, centroid_distances, drop_gap_dimensions, extended_gap_report, gap_dimension_shares,
+                  gap_direction, gap_report, linear_separability, modality_gap, modality_silhouette, pc1_stats,
+                  relative_modality_gap, shift_along_gap)
 from .neighbourhood import neighbourhood_preservation
 from .retrieval import chance_recall, nway_recall, nway_retrieval, retrieval_recall
 
@@ -18,6 +22,14 @@ __all__ = [
     "centroid_distances",
     "pc1_stats",
     "gap_report",
+    "relative_modality_gap",
+    "linear_separability",
+    "gap_dimension_shares",
+    "drop_gap_dimensions",
+    "center_modalities",
+    "gap_direction",
+    "shift_along_gap",
+    "extended_gap_report",
     "retrieval_recall",
     "chance_recall",
     "nway_recall",
