@@ -8,6 +8,8 @@ Objective.
                      (seed 000 eq. 5)
     metric_learning  the hinge family (triplet, angular, N-pairs, symmetric: seed 001 eq. 1–4), the text / image
                      neighbour terms (eq. 6–7), ``ours_objective`` (eq. 8), STRUC
+    uniformity       alignment, uniformity and cross-uniformity on the sphere (Wang & Isola), added to CLIP's loss as
+                     Fahim et al. do (``UniformityAlignmentLoss``, ``uniformity_alignment_objective``)
 """
 
 from .contrastive import ClipLoss, Features, Objective, clip_loss, gather_features
@@ -16,6 +18,8 @@ from .metric_learning import (AngularNPSym, CrossModalLoss, ImageNeighbourLoss, 
                               triplet_hinge)
 from .modality import (LAMBDA_MODES, PAPER_LAMBDAS, GradientReversal, ModalityClassifier, ModalityLoss,
                        grad_reverse, grl_objective, stack_modalities)
+from .uniformity import (UniformityAlignmentLoss, alignment_loss, cross_uniformity_loss, uniformity_alignment_objective,
+                         uniformity_loss)
 
 __all__ = [
     "Features", "clip_loss", "ClipLoss", "Objective", "gather_features",
@@ -23,4 +27,6 @@ __all__ = [
     "LAMBDA_MODES", "PAPER_LAMBDAS",
     "triplet_hinge", "angular_hinge", "n_pairs", "CrossModalLoss", "AngularNPSym", "TripletNPSym",
     "TextNeighbourLoss", "ImageNeighbourLoss", "StructureLoss", "baseline_objective", "ours_objective",
+    "alignment_loss", "uniformity_loss", "cross_uniformity_loss", "UniformityAlignmentLoss",
+    "uniformity_alignment_objective",
 ]
