@@ -9,6 +9,7 @@ All datasets share :class:`ImageTextDataset` (items are dicts with ``image``,
     f30k = flickr30k("data/flickr30k", split="test")
 """
 
+from . import caption_styles_imbalance  # registers make_world(pairing="attributes_0" … "attributes_4")
 from .base import DataFormatError, ImageTextDataset, default_transform
 from .coco import CocoCaptions
 from .collate import PairCollator
@@ -38,6 +39,7 @@ __all__ = [
     "PAIRINGS",
     "CAPTION_STYLES",
     "register_caption_style",
+    "caption_styles_imbalance",
     "CocoCaptions",
     "PairCollator",
     "KarpathySplit",
