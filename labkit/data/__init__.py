@@ -7,6 +7,7 @@ All datasets share :class:`ImageTextDataset` (items are dicts with ``image``,
     world = make_world(n_pairs=2000, seed=0)             # world.train / .val / .test
     coco = CocoCaptions("coco/val2017", "coco/annotations/captions_val2017.json")
     f30k = flickr30k("data/flickr30k", split="test")
+    image, text = load_mindthegap_coco500()              # real CLIP ViT-B/16 embeddings of 500 COCO pairs (shipped)
 """
 
 from . import caption_styles_imbalance  # registers make_world(pairing="attributes_0" … "attributes_4")
@@ -14,6 +15,7 @@ from .base import DataFormatError, ImageTextDataset, default_transform
 from .coco import CocoCaptions
 from .collate import PairCollator
 from .karpathy import KarpathySplit, coco_karpathy, flickr8k, flickr30k
+from .mindthegap import load_mindthegap_coco500
 from .world import (
     COLOURS,
     CAPTION_STYLES,
@@ -46,4 +48,5 @@ __all__ = [
     "coco_karpathy",
     "flickr30k",
     "flickr8k",
+    "load_mindthegap_coco500",
 ]
