@@ -37,7 +37,7 @@ def test_shapes_norms_and_the_gap_of_a_real_clip():
 
 def test_packaged_not_read_from_outside():
     pyproject = (ROOT / "pyproject.toml").read_text()
-    package_data = pyproject.split("[tool.setuptools.package-data]", 1)[1].split("[", 1)[0]
+    package_data = pyproject.split("[tool.setuptools.package-data]", 1)[1].split("\n[", 1)[0]
     assert '"data/reference/*.npy"' in package_data and '"data/reference/LICENSE"' in package_data
     for path in (ROOT / "labkit").rglob("*.py"):
         text = path.read_text()
