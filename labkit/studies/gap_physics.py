@@ -67,9 +67,9 @@ from ..report import Claim, combine_verdicts, paired_verdict
 from .recipe import profile_settings, train_clip
 from .sweep import Sweep, paired_difference, run_grid
 
-__all__ = ["GAP_PROFILES", "gap_settings", "LEARNED", "LEARNED_FACTOR", "PRESERVED_RATIO", "EXPERIMENTS",
+__all__ = ["GAP_PROFILES", "gap_settings", "LEARNED", "LEARNED_FACTOR", "PRESERVED_RATIO", "TEN_X", "EXPERIMENTS",
            "width_model", "inverse_temperature", "procrustes_aligned_checkpoint", "RunRecord", "GapPhysics",
-           "run_gap_physics", "gap_landscape", "toy_sphere", "equivalence_verdict"]
+           "run_gap_physics", "gap_landscape", "toy_sphere", "equivalence_verdict", "results_markdown"]
 
 LEARNED = "learned"  # the temperature arm whose 1/τ is learned (CLIP's default, starting at 1/0.07)
 LEARNED_FACTOR = 5.0  # a run has learned when its test t2i R@1 is at least this many times chance
@@ -593,3 +593,30 @@ def toy_sphere(scales: Sequence[float] = (100, 30, 10, 1), angles: Iterable[floa
                 rows.append({"mismatched": mismatched, "scale": float(s), "theta": float(theta), "gap": gap,
                              "loss": loss})
     return pd.DataFrame(rows)
+
+
+# ============================================================================ results.md
+
+
+def results_markdown(physics: GapPhysics, claims: Sequence[Claim], landscape_summary: pd.DataFrame | None = None,
+                     title: str = "02 · where the gap comes from") -> str:
+    """The notebook's ``results.md``: one table per experiment (mean ± std over seeds) and a verdict per claim."""
+    s = physics.settings
+    parts = [f"### {title}",
+             f"{len(physics.table)} trainings ({len(physics.seeds)} seeds per arm) of `{s['model_name']}` on a "
+             f"{s['n_pairs']}-pair embedded world, {s['epochs']} epochs at batch {s['batch_size']}, one recipe for "
+             "every arm; test split. Verdicts: paired over seeds (holds = expected direction by > 2 standard errors)."]
+    cols = ("init/gap", "gap", "gap_ratio", "relative_gap", "separability", "t2i_R@1", "t2i_over_chance")
+    for experiment, label in (("temperature", "1/τ"), ("width", "width"), ("init", "init (1/τ = 100)"),
+                              ("imbalance", "captions")):
+        if experiment in physics.arms:
+            t = physics.arm_table(experiment, cols)
+            t.index.name = label
+            parts.append(t.to_markdown())
+    if landscape_summary is not None and len(landscape_summary):
+        m, sd = landscape_summary.mean(), landscape_summary.std().fillna(0.0)
+        parts.append("Shift along the gap (models trained at 1/τ = 100): " + "; ".join(
+            f"{k} {m[k]:.3f} ± {sd[k]:.3f}" for k in landscape_summary.columns) + ".")
+    parts.append("\n".join(f"- **{c.verdict}** — {c.claim} ({c.source}): {c.measured} = {c.mean:+.3f}"
+                            + (f" ± {c.std:.3f}" if math.isfinite(c.std) else "") + f" (n = {c.n})" for c in claims))
+    return "\n\n".join(parts) + "\n"
