@@ -5,6 +5,7 @@
                   along the gap, ``extended_gap_report``
     retrieval     Recall@K over a split (several captions per image), chance levels, N-way R@1 (seed 001 §4.3)
     neighbourhood neighbourhood preservation (seed 001 Table 3)
+    nway          the N-way R@1 in expectation over the distractor draws (closed form, no sampling noise)
 
 Every function takes ``(n, d)`` arrays or tensors, L2-normalises rows first and raises ``ValueError`` naming the
 offending parameter on bad input; outputs are plain floats ready for ``metrics.json``.
@@ -14,6 +15,7 @@ from .gap import (center_modalities, centroid_distances, drop_gap_dimensions, ex
                   gap_direction, gap_report, linear_separability, modality_gap, modality_silhouette, pc1_stats,
                   relative_modality_gap, shift_along_gap)
 from .neighbourhood import neighbourhood_preservation
+from .nway import expected_nway_recall, expected_nway_retrieval
 from .retrieval import chance_recall, nway_recall, nway_retrieval, retrieval_recall
 
 __all__ = [
@@ -35,4 +37,6 @@ __all__ = [
     "nway_recall",
     "nway_retrieval",
     "neighbourhood_preservation",
+    "expected_nway_recall",
+    "expected_nway_retrieval",
 ]

@@ -539,11 +539,14 @@ def gap_landscape(emb: Embeddings, deltas: Iterable[float] | None = None,
     image, first, text = emb.image.astype(np.float64), emb.paired_text.astype(np.float64), emb.text.astype(np.float64)
     g = gap_direction(image, first)
     deltas = np.linspace(-1.0, 2.5, 36) if deltas is None else np.asarray(list(deltas), dtype=float)
-    signed = lambda d: _signed_gap(*shift_along_gap(image, first, d, direction=g), g)  # noqa: E731
+    def along(d: float) -> float:  # the centroid difference's component along g: continuous in δ
+        x, y = shift_along_gap(image, first, d, direction=g)
+        return float((x.mean(axis=0) - y.mean(axis=0)) @ g)
+
     hi = 0.5
-    while signed(hi) > 0 and hi < 8.0:
+    while along(hi) > 0 and hi < 8.0:
         hi *= 1.5
-    closing = brentq(signed, 0.0, hi, xtol=1e-6) if signed(hi) <= 0 else float("nan")
+    closing = brentq(along, 0.0, hi, xtol=1e-7) if along(hi) <= 0 else float("nan")
     rows = []
     for delta, is_closing in [*((float(d), False) for d in deltas), (closing, True)]:
         if not math.isfinite(delta):

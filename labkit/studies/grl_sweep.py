@@ -21,10 +21,12 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+import torch
+import torch.nn.functional as F
 
 from ..evaluate import embed_dataset, evaluate_embeddings
-from ..losses import uniformity_alignment_objective
-from ..losses.modality import PAPER_LAMBDAS, ModalityLoss, _check_lambda, grl_objective
+from ..losses import clip_loss, uniformity_alignment_objective
+from ..losses.modality import PAPER_LAMBDAS, ModalityLoss, _check_lambda, grl_objective, stack_modalities
 from ..metrics import center_modalities, linear_separability, relative_modality_gap
 from ..models import embed_dim_of
 from ..report import Claim, paired_verdict
@@ -33,7 +35,7 @@ from .sweep import Sweep, paired_difference, run_grid
 
 __all__ = ["GrlSweep", "lambda_sweep", "sweep_settings", "SWEEP_PROFILES", "RECALL_KEYS", "SUMMARY_KEYS",
            "other_gap_closers", "centred_metrics", "gap_closer_rows", "gap_closer_table", "gap_closer_claims",
-           "COMPARISON_KEYS"]
+           "COMPARISON_KEYS", "gradient_balance"]
 
 RECALL_KEYS = tuple(f"{d}_R@{k}" for d in ("i2t", "t2i") for k in (1, 5, 10))
 SUMMARY_KEYS = ("gap", "silhouette", "relative_gap", "separability", "mean_recall", *RECALL_KEYS,
@@ -387,3 +389,44 @@ def gap_closer_claims(rows: pd.DataFrame, learned: bool = True) -> list[Claim]:
                          f"paired change of t2i R@1: {r.mean:+.1f} ± {0.0 if not math.isfinite(r.std) else r.std:.1f} "
                          "points" + ("" if learned else "; the baseline did not learn")))
     return out
+
+
+# ============================================================================ a diagnostic: who wins the gradient
+
+
+def gradient_balance(result, source, scales=(100.0, 14.3), n_batches: int = 4, batch_size: int = 32,
+                     seed: int = 0) -> dict[str, float]:
+    r"""How strong the reversed gradient is next to the contrastive one, at the embeddings of a trained run.
+
+    On ``n_batches`` random training batches (images and first captions, the run's trained model and modality
+    classifier), the ratio :math:`\lVert\partial L_m/\partial e\rVert / \lVert\partial L_c/\partial e\rVert` of the
+    gradients the encoders receive at their (L2-normalised) outputs from the modality BCE and from the contrastive
+    loss at each ``1/τ`` in ``scales``; the encoders get λ times the first. Under Adam, a parameter's step follows the
+    *sum* of its gradients divided by their running RMS, so a term whose gradient is a small fraction of the other's
+    barely steers the encoders. Keys ``ratio@<1/τ>`` (mean over batches) and ``classifier_bce``.
+    """
+    term = result.objective.terms["modality"] if result.objective is not None else None
+    if term is None or not hasattr(term, "classifier"):
+        raise ValueError("the run has no modality classifier (train it with grl_objective)")
+    bundle = result.bundle
+    model = bundle.model.eval()
+    split = _split(source, "train", bundle)
+    rng = np.random.default_rng(seed)
+    ratios = {float(s): [] for s in scales}
+    bces = []
+    for _ in range(n_batches):
+        idx = rng.choice(len(split), size=min(batch_size, len(split)), replace=False)
+        items = [split[int(i)] for i in idx]
+        with torch.no_grad():
+            x = model.encode_image(torch.stack([it["image"] for it in items]), normalize=True).float()
+            y = model.encode_text(bundle.tokenizer([it["captions"][0] for it in items]), normalize=True).float()
+        x.requires_grad_(True)
+        y.requires_grad_(True)
+        stacked, labels = stack_modalities(x, y)
+        bce = F.binary_cross_entropy_with_logits(term.classifier.mlp(stacked).squeeze(-1), labels)
+        gm = torch.cat(torch.autograd.grad(bce, [x, y]))
+        bces.append(float(bce))
+        for s in ratios:
+            gc = torch.cat(torch.autograd.grad(clip_loss(x, y, s), [x, y]))
+            ratios[s].append(float(gm.norm() / gc.norm()))
+    return {**{f"ratio@{s:g}": float(np.mean(v)) for s, v in ratios.items()}, "classifier_bce": float(np.mean(bces))}
