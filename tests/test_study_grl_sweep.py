@@ -27,13 +27,14 @@ def test_notebook_04_writes_the_sweep_and_its_claims(run_notebook):
         assert all(f"gap@lambda={lambd}/seed={s}" in metrics for s in (0, 1)), lambd
     claims = read_claims(out_dir / "claims.json")
     assert [c["id"] for c in claims] == ["gap_shrinks_with_lambda", "retrieval_best_at_intermediate_lambda",
-                                         "centering_closes_gap", "uniformity_alignment_closes_gap",
+                                         "centering_closes_gap", "cua_closes_gap", "cuaxu_closes_gap",
                                          "warmer_temperature_closes_gap"]
     assert all(c["source"].startswith("seed 000") and c["n"] == 2 for c in claims[:2])
     assert "1/τ = 100" in claims[0]["source"] and "DANN warm-up" in claims[0]["source"]
     assert metrics["inverse_temperature"] == 100.0
-    for method in ("CLIP (baseline)", "post-hoc centering of the baseline", "uniformity + alignment (L_CUAXU)",
-                   "warmer temperature", "GRL λ = 1 (DANN warm-up, classifier lr ×10)"):
+    for method in ("CLIP (baseline)", "post-hoc centering of the baseline", "uniformity + alignment (L_CUA)",
+                   "uniformity + alignment + cross-uniformity (L_CUAXU)", "warmer temperature",
+                   "GRL λ = 1 (DANN warm-up, classifier lr ×10)"):
         assert f"closer/{method}/gap" in metrics, method
     assert (out_dir / "results.md").read_text().startswith("### 04")
     if metrics["baseline/t2i_R@1_over_chance"] < 5:  # a model that has not learned cannot confirm a claim
@@ -113,9 +114,9 @@ def test_warm_up_and_other_gap_closers_on_a_small_world(one_thread):
     lam = sweep.runs[(1.0, 0)].history["modality/lambda"].to_numpy()
     assert 0 < lam[0] < lam[1] <= 1.0 and sweep.schedule_label == "DANN warm-up, classifier lr ×10"
     others = other_gap_closers(world, seeds=[0, 1], log=None, **settings)
-    assert others.values("method") == ["uniformity_alignment", "warmer_temperature"]
+    assert others.values("method") == ["cua", "cuaxu", "warmer_temperature"]
     rows = gap_closer_rows(sweep, others, world)
-    assert rows.groupby("method").size().to_dict() == {m: 2 for m in rows["method"].unique()} and len(rows) == 10
+    assert rows.groupby("method").size().to_dict() == {m: 2 for m in rows["method"].unique()} and len(rows) == 12
     table = gap_closer_table(rows)
     assert table.loc["CLIP (baseline)", "Δgap vs baseline"] == "—"
     # centering by hand: the training split's means, applied to the test embeddings
@@ -128,6 +129,6 @@ def test_warm_up_and_other_gap_closers_on_a_small_world(one_thread):
     assert c["gap"] == pytest.approx(modality_gap(x, y[first]), abs=1e-5)
     assert c["gap"] < base.metrics["gap"]
     claims = gap_closer_claims(rows)
-    assert [cl.id for cl in claims] == ["centering_closes_gap", "uniformity_alignment_closes_gap",
+    assert [cl.id for cl in claims] == ["centering_closes_gap", "cua_closes_gap", "cuaxu_closes_gap",
                                         "warmer_temperature_closes_gap"]
     assert all(cl.verdict == "inconclusive" for cl in gap_closer_claims(rows, learned=False))

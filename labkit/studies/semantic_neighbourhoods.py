@@ -45,7 +45,7 @@ __all__ = ["STUDY_PROFILES", "METHODS", "TABLE1", "TABLE4", "LABELS", "OMEGA_MET
 STUDY_PROFILES: dict[str, dict[str, Any]] = {
     # smoke: 2 worlds x SEEDS x (7 methods + 2 with the second Ω) trainings on 2 CPU cores, within two minutes
     "smoke": {"n_pairs": 800, "split_fractions": (0.5, 0.1, 0.4), "image_size": 16, "epochs": 6,
-              "batch_size": 32, "lr": 5e-3, "warmup_steps": 5, "k": 15, "k_preserve": 10, "n_way": 5, "seeds": 5,
+              "batch_size": 32, "lr": 5e-3, "warmup_steps": 5, "k": 15, "k_preserve": 10, "n_way": 5, "seeds": 4,
               "doc2vec_epochs": 30, "model": {"channels": (16, 32, 32), "hidden": 64, "word_dim": 32, "embed_dim": 64},
               "context_length": 16},
     "full": {"n_pairs": 4000, "split_fractions": (0.8, 0.1, 0.1), "image_size": 32, "epochs": 15,
