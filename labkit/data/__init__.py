@@ -8,6 +8,7 @@ All datasets share :class:`ImageTextDataset` (items are dicts with ``image``,
     coco = CocoCaptions("coco/val2017", "coco/annotations/captions_val2017.json")
     f30k = flickr30k("data/flickr30k", split="test")
     image, text = load_mindthegap_coco500()              # real CLIP ViT-B/16 embeddings of 500 COCO pairs (shipped)
+    cc3m = ShardDataset("cc3m/{000000..000331}.tar", transform=preprocess, shuffle=True)   # webdataset, streamed
 """
 
 from . import caption_styles_imbalance  # registers make_world(pairing="attributes_0" … "attributes_4")
@@ -16,6 +17,7 @@ from .coco import CocoCaptions
 from .collate import PairCollator
 from .karpathy import KarpathySplit, coco_karpathy, flickr8k, flickr30k
 from .mindthegap import load_mindthegap_coco500
+from .shards import MemoryPairs, ShardDataset, write_shards
 from .world import (
     COLOURS,
     CAPTION_STYLES,
@@ -49,4 +51,7 @@ __all__ = [
     "flickr30k",
     "flickr8k",
     "load_mindthegap_coco500",
+    "ShardDataset",
+    "MemoryPairs",
+    "write_shards",
 ]
