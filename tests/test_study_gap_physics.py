@@ -108,11 +108,11 @@ def test_equivalence_verdict():
 def test_arms_share_runs_and_names():
     settings = gap_settings("smoke")
     arms = _arms(settings)
-    assert [a["temperature"] for a in arms["temperature"]] == ["100", "30", "10", "1", "learned"]
+    assert [a["temperature"] for a in arms["temperature"]] == ["100", "10", "1", "learned"]
     assert arms["init"][0] == arms["temperature"][0]  # the 1/τ = 100 random-init arm is trained once
-    assert {a["width"] for a in arms["width"]} == {16, 64, 128}
+    assert {a["width"] for a in arms["width"]} == {64, 128}
     assert [a["captions"] for a in arms["imbalance"]] == ["attributes_1", "attributes_4"]
-    assert inverse_temperature("learned") is None and inverse_temperature("30") == 30.0
+    assert inverse_temperature("learned") is None and inverse_temperature("10") == 10.0
     assert width_model("labkit-micro", 64) == "labkit-micro" and width_model("labkit-tiny", 16) == "labkit-tiny-dim16"
     with pytest.raises(ValueError, match="labkit-micro-dim48"):
         width_model("labkit-micro", 48)
