@@ -304,3 +304,135 @@ def test_grl_shrinks_the_gap_between_learnable_clouds(seed, one_thread):
     assert grl < 0.5 * base and grl_paper < 0.5 * base  # …the GRL closes the gap much further
     assert grl_acc < base_acc  # and the classifier, trained at full strength in both, is fooled
     assert helped > base  # control: without the reversal the same head widens the gap
+
+
+# ---------------------------------------------------------------------------------------------- the stabilisers
+
+
+def test_dann_ramp_by_hand():
+    from labkit.losses.modality import dann_ramp
+
+    for p in (0.0, 0.1, 0.25, 0.5, 0.9, 1.0):
+        assert dann_ramp(p) == pytest.approx(2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0, abs=1e-15)
+    assert dann_ramp(0.0) == 0.0 and 0.99 < dann_ramp(0.53) < 0.991
+    assert dann_ramp(0.2, gamma=1.0) == pytest.approx(math.tanh(0.1), abs=1e-15)
+    with pytest.raises(ValueError, match="progress"):
+        dann_ramp(1.5)
+
+
+@pytest.mark.parametrize("lambda_on", ["loss", "grl"])
+def test_dann_schedule_sets_lambda_p_and_the_gradients_follow(lambda_on):
+    lambd, total = 3.0, 40
+    obj = grl_objective(lambd, 16, lambda_on=lambda_on, schedule="dann", seed=0)
+    term: ModalityLoss = obj.terms["modality"]
+    assert term.current_lambda == 0.0  # before training: p = 0
+    img, txt = _leaf_embeddings(seed=3)
+    ref = copy.deepcopy(term.classifier).mlp
+    x, labels = stack_modalities(img, txt)
+    d_img, = torch.autograd.grad(F.binary_cross_entropy_with_logits(ref(x).squeeze(-1), labels), [img])
+    for step in (0, 5, 20, 39):
+        obj.begin_step(step, total)
+        lam_p = lambd * (2.0 / (1.0 + math.exp(-10.0 * step / total)) - 1.0)
+        assert term.current_lambda == pytest.approx(lam_p, abs=1e-12)
+        value, logs = term(Features(img, txt, torch.tensor(10.0)))
+        assert logs["lambda"] == pytest.approx(lam_p, abs=1e-12)
+        weighted = obj.weights["modality"] * value
+        assert weighted.item() == pytest.approx(lam_p * logs["bce"], rel=1e-6, abs=1e-12)  # the total reads λ_p·L_m
+        g_img, = torch.autograd.grad(weighted, [img])
+        assert torch.allclose(g_img, -lam_p * d_img, rtol=1e-5, atol=1e-8)  # encoders: −λ_p·∂L_m/∂e
+    constant = grl_objective(lambd, 16, lambda_on=lambda_on, seed=0)
+    constant.begin_step(0, total)  # a constant schedule ignores the progress
+    assert constant.terms["modality"].current_lambda == lambd
+
+
+@pytest.mark.parametrize("lambda_on", ["loss", "grl"])
+def test_lambda_zero_with_the_stabilisers_equals_the_baseline_exactly(tiny_batch, lambda_on):
+    model, images, tokens = tiny_batch
+    base_loss, base_grads, _ = _model_step(model, images, tokens, Objective({"contrastive": ClipLoss()}))
+    obj = grl_objective(0.0, 64, lambda_on=lambda_on, seed=0, schedule="dann", classifier_lr_scale=10.0)
+    obj.begin_step(30, 60)
+    loss, grads, _ = _model_step(model, images, tokens, obj)
+    assert torch.equal(loss, base_loss)
+    for name, g in grads.items():
+        assert (g is None) == (base_grads[name] is None), name
+        assert g is None or torch.equal(g, base_grads[name]), name
+
+
+def test_classifier_lr_scale_gives_the_classifier_its_own_parameter_group():
+    from labkit.train import param_groups
+
+    model = torch.nn.Linear(4, 4)
+    obj = grl_objective(1.0, 16, lambda_on="grl", classifier_lr_scale=10.0, seed=0)
+    groups = param_groups([model, obj], weight_decay=0.1)
+    scaled = [g for g in groups if g["lr_scale"] == 10.0]
+    ids = {id(p) for g in scaled for p in g["params"]}
+    assert ids == {id(p) for p in obj.terms["modality"].classifier.parameters()}
+    assert all(id(p) not in ids for p in model.parameters())
+    assert not any(g["lr_scale"] != 1.0 for g in param_groups([model, grl_objective(1.0, 16, seed=0)], 0.1))
+    with pytest.raises(ValueError, match="classifier_lr_scale"):
+        ModalityLoss(16, classifier_lr_scale=0.0)
+    with pytest.raises(ValueError, match="schedule"):
+        ModalityLoss(16, schedule="linear")
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+class _CrashingSplit(torch.utils.data.Dataset):
+    """A split that raises after serving ``left`` items: a simulated crash in the middle of an epoch."""
+
+    def __init__(self, split, left):
+        self.split, self.left = split, left
+
+    def __len__(self):
+        return len(self.split)
+
+    def __getitem__(self, i):
+        if self.left == 0:
+            raise _Crash("simulated crash")
+        self.left -= 1
+        return self.split[i]
+
+
+class _SmallTwoTower(torch.nn.Module):
+    """The loop's model interface at its smallest: a linear image tower, a bag-of-words text tower."""
+
+    def __init__(self, vocab_size, seed, dim=16):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.visual = torch.nn.Linear(3 * 16 * 16, dim)
+        self.words = torch.nn.EmbeddingBag(vocab_size, dim, mode="mean", padding_idx=0)
+        self.logit_scale = torch.nn.Parameter(torch.tensor(math.log(10.0)))
+
+    def encode_image(self, x, normalize=True):
+        return F.normalize(self.visual(x.flatten(1)), dim=-1)
+
+    def encode_text(self, tokens, normalize=True):
+        return F.normalize(self.words(tokens), dim=-1)
+
+
+def test_schedule_in_fit_is_a_function_of_the_step(tmp_path):
+    """Trained through fit, the term logs λ_p rising over the epochs, and a run that crashed mid-training and resumed
+    from its epoch checkpoint ends with the same weights as an uninterrupted one."""
+    from labkit.data import make_world
+    from labkit.data.text import WordTokenizer
+    from labkit.train import TrainConfig, fit
+
+    world = make_world(n_pairs=60, seed=0, image_size=16)
+    tokenizer = WordTokenizer.from_texts([c for i in range(len(world.train)) for c in world.train.captions_of(i)])
+
+    def run(data, ckpt, resume=False, model_seed=0):
+        model = _SmallTwoTower(len(tokenizer), model_seed)
+        obj = grl_objective(1.0, 16, lambda_on="grl", schedule="dann", classifier_lr_scale=10.0, seed=model_seed)
+        cfg = TrainConfig(epochs=3, batch_size=16, warmup_steps=2, seed=0, device="cpu", progress=False,
+                          checkpoint_dir=str(ckpt))
+        return fit(model, obj, data, tokenizer, cfg, resume=resume), model.state_dict()
+
+    hist, full = run(world.train, tmp_path / "a")
+    lam = hist["modality/lambda"].to_numpy()
+    assert 0.0 < lam[0] < lam[1] < lam[2] < 1.0
+    with pytest.raises(_Crash):
+        run(_CrashingSplit(world.train, 2 * len(world.train) + 5), tmp_path / "b")
+    _, resumed = run(world.train, tmp_path / "b", resume=True, model_seed=7)
+    assert all(torch.equal(full[k], resumed[k]) for k in full)

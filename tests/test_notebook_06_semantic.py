@@ -30,5 +30,13 @@ def test_notebook_06_runs(run_notebook):
                           for d in ("i2t", "t2i"))
     if not baselines_learn:  # a model that has not learned cannot confirm a claim
         assert all(c["verdict"] == "inconclusive" for c in claims.values())
+    # the second Ω (Doc2Vec) beside the main one (TF-IDF): its Ω-dependent methods, neighbour quality, claims
+    for method in ("ours@doc2vec", "ours_trip@doc2vec"):
+        for world in ("literal", "complementary"):
+            assert 0.0 <= metrics[f"nway_R@1/{method}/{world}/t2i"] <= 1.0
+    assert "psi_same_topic/complementary/text@doc2vec" in metrics and metrics["n_test"] >= 50
+    assert "ours_omega_doc2vec_beats_baseline.complementary" in claims
+    text = (out / "results.md").read_text()
+    assert text.startswith("### 06") and "resolvable" in text
     assert list(out.glob("*.png"))
     print(f"06_semantic_neighborhoods: {seconds:.1f} s")

@@ -26,12 +26,21 @@ def test_notebook_04_writes_the_sweep_and_its_claims(run_notebook):
     for lambd in ("0", "0.5", "1", "3"):  # 4 λ × 2 seeds
         assert all(f"gap@lambda={lambd}/seed={s}" in metrics for s in (0, 1)), lambd
     claims = read_claims(out_dir / "claims.json")
-    assert [c["id"] for c in claims] == ["gap_shrinks_with_lambda", "retrieval_best_at_intermediate_lambda"]
-    assert all(c["source"].startswith("seed 000") and c["n"] == 2 for c in claims)
+    assert [c["id"] for c in claims] == ["gap_shrinks_with_lambda", "retrieval_best_at_intermediate_lambda",
+                                         "centering_closes_gap", "cua_closes_gap", "cuaxu_closes_gap",
+                                         "warmer_temperature_closes_gap"]
+    assert all(c["source"].startswith("seed 000") and c["n"] == 2 for c in claims[:2])
+    assert "1/τ = 100" in claims[0]["source"] and "DANN warm-up" in claims[0]["source"]
+    assert metrics["inverse_temperature"] == 100.0
+    for method in ("CLIP (baseline)", "post-hoc centering of the baseline", "uniformity + alignment (L_CUA)",
+                   "uniformity + alignment + cross-uniformity (L_CUAXU)", "warmer temperature",
+                   "GRL λ = 1 (DANN warm-up, classifier lr ×10)"):
+        assert f"closer/{method}/gap" in metrics, method
+    assert (out_dir / "results.md").read_text().startswith("### 04")
     if metrics["baseline/t2i_R@1_over_chance"] < 5:  # a model that has not learned cannot confirm a claim
         assert all(c["verdict"] == "inconclusive" for c in claims)
     for fig in ("retrieval_vs_lambda.png", "gap_vs_lambda.png", "classifier_accuracy_vs_lambda.png",
-                "pca_lambda0_vs_best.png"):
+                "pca_lambda0_vs_best.png", "lambda_schedule.png"):
         assert (out_dir / fig).is_file(), fig
     print(f"04_grl_gap_reducer: {seconds:.1f} s")
 
@@ -78,3 +87,48 @@ def test_lambda_sweep_on_a_small_world_and_lambda_zero_is_the_baseline():
     assert x.tolist() == [0.0, 1.0] and ys["gap"][0].shape == (2,)
     epochs, traces = sweep.training_curves()
     assert epochs.tolist() == [1.0] and set(traces) == {"λ = 0", "λ = 1"}
+
+
+@pytest.fixture
+def one_thread():
+    """Small models: one thread is about as fast and far less sensitive to other load on the machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_warm_up_and_other_gap_closers_on_a_small_world(one_thread):
+    """The sweep with DANN's warm-up logs λ_p rising; the other gap closers and post-hoc centering fill the
+    comparison table; centering uses the training split's means and shrinks the gap."""
+    from labkit.data import make_world
+    from labkit.metrics import center_modalities, modality_gap
+    from labkit.studies.grl_sweep import (centred_metrics, gap_closer_claims, gap_closer_rows, gap_closer_table,
+                                          lambda_sweep, other_gap_closers)
+
+    world = make_world(n_pairs=200, seed=0)
+    settings = dict(epochs=2, batch_size=32, lr=1e-3, warmup_steps=2, device="cpu", progress=False,
+                    model_name="labkit-micro", temperature=0.01)
+    sweep = lambda_sweep(world, lambdas=[0.0, 1.0], seeds=[0, 1], lambda_on="grl", schedule="dann",
+                         classifier_lr_scale=10.0, log=None, **settings)
+    lam = sweep.runs[(1.0, 0)].history["modality/lambda"].to_numpy()
+    assert 0 < lam[0] < lam[1] <= 1.0 and sweep.schedule_label == "DANN warm-up, classifier lr ×10"
+    others = other_gap_closers(world, seeds=[0, 1], log=None, **settings)
+    assert others.values("method") == ["cua", "cuaxu", "warmer_temperature"]
+    rows = gap_closer_rows(sweep, others, world)
+    assert rows.groupby("method").size().to_dict() == {m: 2 for m in rows["method"].unique()} and len(rows) == 12
+    table = gap_closer_table(rows)
+    assert table.loc["CLIP (baseline)", "Δgap vs baseline"] == "—"
+    # centering by hand: the training split's means, applied to the test embeddings
+    base = sweep.runs[(0.0, 0)]
+    c = centred_metrics(base, world, seed=0)
+    from labkit.evaluate import embed_dataset
+    train = embed_dataset(base.model, world.train, base.bundle.tokenizer, device="cpu")
+    x, y = center_modalities(base.final.image, base.final.text, train.image.mean(0), train.text.mean(0))
+    first = [list(base.final.text_to_image).index(i) for i in range(len(base.final.image))]
+    assert c["gap"] == pytest.approx(modality_gap(x, y[first]), abs=1e-5)
+    assert c["gap"] < base.metrics["gap"]
+    claims = gap_closer_claims(rows)
+    assert [cl.id for cl in claims] == ["centering_closes_gap", "cua_closes_gap", "cuaxu_closes_gap",
+                                        "warmer_temperature_closes_gap"]
+    assert all(cl.verdict == "inconclusive" for cl in gap_closer_claims(rows, learned=False))

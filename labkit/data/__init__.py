@@ -7,15 +7,18 @@ All datasets share :class:`ImageTextDataset` (items are dicts with ``image``,
     world = make_world(n_pairs=2000, seed=0)             # world.train / .val / .test
     coco = CocoCaptions("coco/val2017", "coco/annotations/captions_val2017.json")
     f30k = flickr30k("data/flickr30k", split="test")
+    image, text = load_mindthegap_coco500()              # real CLIP ViT-B/16 embeddings of 500 COCO pairs (shipped)
     cc3m = ShardDataset("cc3m/{000000..000331}.tar", transform=preprocess, shuffle=True)   # webdataset, streamed
 """
 
+from . import caption_styles_imbalance  # registers make_world(pairing="attributes_0" … "attributes_4")
 from .base import DataFormatError, ImageTextDataset, default_transform
 from .coco import CocoCaptions
 from .collate import PairCollator
 from .groups import CaptionGroups, GroupTokenizer
 from .karpathy import KarpathySplit, coco_karpathy, flickr8k, flickr30k
 from .text_as_image import TextAsImage, TextImageLayout
+from .mindthegap import load_mindthegap_coco500
 from .shards import MemoryPairs, ShardDataset, write_shards
 from .world import (
     COLOURS,
@@ -43,6 +46,7 @@ __all__ = [
     "PAIRINGS",
     "CAPTION_STYLES",
     "register_caption_style",
+    "caption_styles_imbalance",
     "CocoCaptions",
     "PairCollator",
     "KarpathySplit",
@@ -53,6 +57,7 @@ __all__ = [
     "GroupTokenizer",
     "TextAsImage",
     "TextImageLayout",
+    "load_mindthegap_coco500",
     "ShardDataset",
     "MemoryPairs",
     "write_shards",

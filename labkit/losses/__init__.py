@@ -10,6 +10,8 @@ Objective.
                      neighbour terms (eq. 6–7), ``ours_objective`` (eq. 8), STRUC
     center           the center loss with Wen et al.'s centre update (seed 002 eq. 1) and its softmax partner
     intra_modal      contrast within one modality: seed 004 eq. 2 literally, and a multi-positive InfoNCE
+    uniformity       alignment, uniformity and cross-uniformity on the sphere (Wang & Isola), added to CLIP's loss as
+                     Fahim et al. do (``UniformityAlignmentLoss``, ``uniformity_alignment_objective``)
 """
 
 from .center import CenterLoss, IdentitySoftmax, center_loss, center_objective, center_update
@@ -20,6 +22,8 @@ from .metric_learning import (AngularNPSym, CrossModalLoss, ImageNeighbourLoss, 
                               triplet_hinge)
 from .modality import (LAMBDA_MODES, PAPER_LAMBDAS, GradientReversal, ModalityClassifier, ModalityLoss,
                        grad_reverse, grl_objective, stack_modalities)
+from .uniformity import (UniformityAlignmentLoss, alignment_loss, cross_uniformity_loss, uniformity_alignment_objective,
+                         uniformity_loss)
 
 __all__ = [
     "Features", "clip_loss", "ClipLoss", "Objective", "gather_features",
@@ -29,4 +33,6 @@ __all__ = [
     "TextNeighbourLoss", "ImageNeighbourLoss", "StructureLoss", "baseline_objective", "ours_objective",
     "CenterLoss", "IdentitySoftmax", "center_loss", "center_objective", "center_update",
     "IntraModalLoss", "eq2_literal", "supcon_infonce",
+    "alignment_loss", "uniformity_loss", "cross_uniformity_loss", "UniformityAlignmentLoss",
+    "uniformity_alignment_objective",
 ]

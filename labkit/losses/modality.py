@@ -48,9 +48,28 @@ plain SGD (seed 000's CLAP run). ``ModalityLoss.objective_weight`` tells which w
 :func:`grl_objective` always gets it right. In ``"grl"`` mode the Objective's ``loss/modality`` log is the
 weighted value λ·L_m; in both modes ``modality/bce`` is the unweighted :math:`L_m`.
 
-Both facts are tested (``tests/test_grl.py``): at λ = 0 the total loss and the encoders' gradients *equal* the
+Both facts are tested (``tests/test_losses_modality.py``): at λ = 0 the total loss and the encoders' gradients *equal* the
 baseline CLIP loss's bit for bit; the modality term alone sends exactly :math:`-\lambda\,\partial L_m/\partial e`
 to the embeddings.
+
+Stabilisers (domain-adversarial training's standard recipe; both off by default)
+-------------------------------------------------------------------------------
+``schedule="dann"`` — λ warm-up. Ganin et al. (*DANN*, JMLR 2016, §5.2.2) never start the adversarial game at full
+strength: with :math:`p \in [0, 1)` the training progress (step / total steps),
+
+.. math:: \lambda_p = \lambda\,\Big(\frac{2}{1 + e^{-\gamma p}} - 1\Big), \qquad \gamma = 10,
+
+so the encoders first learn the contrastive task and the classifier first learns to classify, and the reversed
+gradient ramps up to λ (it reaches 0.99·λ at p = 0.53). The term reads the progress from the Objective's
+``begin_step(step, total_steps)`` hook (called by :func:`labkit.train.fit` before every step), so the schedule is a
+function of the step alone and a resumed run gets the same λ_p. (thuml's Transfer-Learning-Library calls it a
+*warm-start* GRL.) λ_p takes the place of λ in whichever mode: the GRL coefficient (``"grl"``) or a factor on the
+term's value under the fixed Objective weight λ (``"loss"``). ``modality/lambda`` logs it.
+
+``classifier_lr_scale`` — the classifier learns at the encoders' learning rate times this factor (DANN and the
+Transfer-Learning-Library train the new heads at 10× the feature extractor's rate), through the ``lr_scale``
+attribute that :func:`labkit.train.param_groups` honours. (Tested: the ramp by hand, λ = 0 still bit-identical to
+the baseline under the schedule, the classifier's own parameter group in the optimiser.)
 
 No cost at inference: the classifier lives in the objective, not in the model; ``model.encode_image`` /
 ``encode_text`` are the same code path with or without it.
@@ -77,9 +96,12 @@ __all__ = [
     "grl_objective",
     "LAMBDA_MODES",
     "PAPER_LAMBDAS",
+    "SCHEDULES",
+    "dann_ramp",
 ]
 
 LAMBDA_MODES = ("loss", "grl")
+SCHEDULES = ("constant", "dann")
 PAPER_LAMBDAS = (0.0, 0.5, 1.0, 3.0)  # seed 000 §5
 IMAGE_LABEL, TEXT_LABEL = 0.0, 1.0
 
@@ -92,6 +114,15 @@ def _check_lambda(lambd: float, name: str = "lambd") -> float:
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {lambd!r}")
     return value
+
+
+def dann_ramp(progress: float, gamma: float = 10.0) -> float:
+    r"""DANN's warm-up factor :math:`2/(1 + e^{-\gamma p}) - 1` at training progress ``p`` in [0, 1] (0 at the start,
+    → 1 as training proceeds; 0.987 at p = 0.5 with γ = 10)."""
+    p = float(progress)
+    if not (0.0 <= p <= 1.0):
+        raise ValueError(f"progress must be in [0, 1], got {progress!r}")
+    return 2.0 / (1.0 + math.exp(-float(gamma) * p)) - 1.0
 
 
 # ============================================================================ the GRL
@@ -222,22 +253,55 @@ class ModalityLoss(nn.Module):
             weighted 1; the classifier always gets ∂L_m/∂θ.
             In both, the encoders get exactly −λ·∂L_m/∂e and the total reads L_c + λ·L_m.
         depth, hidden, seed: passed to :class:`ModalityClassifier`.
+        schedule: ``"constant"`` (λ from step 0, seed 000) or ``"dann"`` (λ_p = λ·(2/(1+e^{−γp}) − 1), p the
+            training progress, set by :meth:`begin_step`).
+        gamma: γ of the DANN ramp (10 in DANN).
+        classifier_lr_scale: if given, the classifier trains at the loop's learning rate times this factor (the
+            ``lr_scale`` seam of :func:`labkit.train.param_groups`); ``None`` leaves it at the encoders' rate.
 
     Use :attr:`objective_weight` as the term's weight in an :class:`~labkit.losses.Objective`, or build the whole
     objective with :func:`grl_objective`.
     """
 
     def __init__(self, embed_dim: int, lambd: float = 1.0, lambda_on: str = "loss", depth: int = 5,
-                 hidden: int | Sequence[int] | None = None, seed: int | None = None):
+                 hidden: int | Sequence[int] | None = None, seed: int | None = None, schedule: str = "constant",
+                 gamma: float = 10.0, classifier_lr_scale: float | None = None):
         super().__init__()
         if lambda_on not in LAMBDA_MODES:
             raise ValueError(f"lambda_on must be one of {LAMBDA_MODES}, got {lambda_on!r}")
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         lambd = _check_lambda(lambd)
         if lambd < 0:
             raise ValueError(f"lambd must be >= 0 (the GRL already reverses the gradient), got {lambd}")
-        self.lambd, self.lambda_on = lambd, lambda_on
-        grl_lambda = 1.0 if lambda_on == "loss" else lambd
+        gamma = _check_lambda(gamma, "gamma")
+        if gamma <= 0:
+            raise ValueError(f"gamma must be > 0, got {gamma}")
+        self.lambd, self.lambda_on, self.schedule, self.gamma = lambd, lambda_on, schedule, gamma
+        self.ramp = 1.0 if schedule == "constant" else 0.0  # λ_p / λ; the DANN ramp starts at 0 (p = 0)
+        grl_lambda = 1.0 if lambda_on == "loss" else lambd * self.ramp
         self.classifier = ModalityClassifier(embed_dim, depth=depth, hidden=hidden, grl_lambda=grl_lambda, seed=seed)
+        if classifier_lr_scale is not None:
+            if isinstance(classifier_lr_scale, bool) or not (isinstance(classifier_lr_scale, (int, float))
+                                                             and math.isfinite(classifier_lr_scale)
+                                                             and classifier_lr_scale > 0):
+                raise ValueError(f"classifier_lr_scale must be a positive number, got {classifier_lr_scale!r}")
+            self.classifier.lr_scale = float(classifier_lr_scale)
+
+    @property
+    def current_lambda(self) -> float:
+        """λ_p, the strength of the reversed gradient at this step (λ itself with ``schedule="constant"``)."""
+        return self.lambd * self.ramp
+
+    def begin_step(self, step: int, total_steps: int) -> None:
+        """Set λ_p from the training progress p = step / total_steps (the Objective calls this before each step)."""
+        if self.schedule == "constant":
+            return
+        if total_steps < 1 or not (0 <= step <= total_steps):
+            raise ValueError(f"begin_step needs 0 <= step <= total_steps and total_steps >= 1, got {step}, {total_steps}")
+        self.ramp = dann_ramp(step / total_steps, self.gamma)
+        if self.lambda_on == "grl":
+            self.classifier.grl.lambd = self.current_lambda
 
     @property
     def objective_weight(self) -> float:
@@ -250,9 +314,11 @@ class ModalityLoss(nn.Module):
         bce = F.binary_cross_entropy_with_logits(logits, labels)  # = BCE(sigmoid(logits), labels), stably
         if self.lambda_on == "grl":
             frozen = bce.detach()
-            value = self.lambd * frozen + (bce - frozen)  # value λ·L_m exactly, gradient that of L_m
-        else:
+            value = self.current_lambda * frozen + (bce - frozen)  # value λ_p·L_m exactly, gradient that of L_m
+        elif self.schedule == "constant":
             value = bce
+        else:  # weighted λ by the Objective: λ·(λ_p/λ)·L_m = λ_p·L_m
+            value = self.ramp * bce
         with torch.no_grad():
             correct = ((logits > 0).to(labels.dtype) == labels).float()
             n = features.image.shape[0]
@@ -261,6 +327,7 @@ class ModalityLoss(nn.Module):
                 "accuracy": float(correct.mean()),
                 "accuracy_image": float(correct[:n].mean()),
                 "accuracy_text": float(correct[n:].mean()),
+                "lambda": self.current_lambda,
             }
         return value, logs
 
@@ -279,17 +346,24 @@ class ModalityLoss(nn.Module):
             self.classifier.train(was_training)
 
     def extra_repr(self) -> str:
-        return f"lambd={self.lambd}, lambda_on={self.lambda_on!r}"
+        extra = f", schedule={self.schedule!r}" if self.schedule != "constant" else ""
+        scale = getattr(self.classifier, "lr_scale", None)
+        extra += f", classifier_lr_scale={scale}" if scale is not None else ""
+        return f"lambd={self.lambd}, lambda_on={self.lambda_on!r}" + extra
 
 
-def grl_objective(lambd: float, embed_dim: int, lambda_on: str = "loss", **classifier_kwargs: Any) -> Objective:
+def grl_objective(lambd: float, embed_dim: int, lambda_on: str = "loss", schedule: str = "constant",
+                  gamma: float = 10.0, classifier_lr_scale: float | None = None,
+                  **classifier_kwargs: Any) -> Objective:
     r"""Seed 000 eq. 5 as an :class:`~labkit.losses.Objective`: ``contrastive`` (:class:`~labkit.losses.ClipLoss`,
     eq. 1–3, weight 1) + ``modality`` (:class:`ModalityLoss`, weighted so that the total reads
     :math:`L_c + \lambda L_m`).
 
     ``lambda_on`` picks where λ lives (``"loss"``, seed 000's reading, or ``"grl"``, the classifier always learning at
-    full strength; see the module docstring). ``classifier_kwargs`` (``depth``, ``hidden``, ``seed``) go to
-    :class:`ModalityClassifier`.
+    full strength; see the module docstring). ``schedule="dann"`` warms λ up over training and
+    ``classifier_lr_scale`` gives the classifier its own learning rate (the stabilisers of the module docstring).
+    ``classifier_kwargs`` (``depth``, ``hidden``, ``seed``) go to :class:`ModalityClassifier`.
     """
-    term = ModalityLoss(embed_dim, lambd=lambd, lambda_on=lambda_on, **classifier_kwargs)
+    term = ModalityLoss(embed_dim, lambd=lambd, lambda_on=lambda_on, schedule=schedule, gamma=gamma,
+                        classifier_lr_scale=classifier_lr_scale, **classifier_kwargs)
     return Objective({"contrastive": ClipLoss(), "modality": (term, term.objective_weight)})

@@ -1,4 +1,6 @@
-"""The modality-gap family: centroid distance (Δgap), silhouette, centroid distances, PC1.
+"""The modality-gap family: centroid distance (Δgap), silhouette, centroid distances, PC1 — and the measures
+beyond the centroid distance: relative modality gap, linear separability, the share of the gap carried by the top-k
+dimensions; post-hoc centering and Mind the Gap's shift along the gap vector.
 
 Conventions used by every function in this module
 -------------------------------------------------
@@ -31,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._validate import _pair, _positive_int
+from ._validate import _embeddings, _pair, _positive_int, _to_numpy
 
 __all__ = [
     "modality_gap",
@@ -39,6 +41,14 @@ __all__ = [
     "centroid_distances",
     "pc1_stats",
     "gap_report",
+    "relative_modality_gap",
+    "linear_separability",
+    "gap_dimension_shares",
+    "drop_gap_dimensions",
+    "center_modalities",
+    "shift_along_gap",
+    "gap_direction",
+    "extended_gap_report",
 ]
 
 # Squared distances below this are recomputed in float64 by
@@ -293,4 +303,181 @@ def gap_report(image_emb, text_emb) -> dict[str, float]:
     report = {"gap": _gap(a, b), "silhouette": _silhouette(a, b, _SILHOUETTE_BATCH)}
     report.update(_centroid_distances(a, b))
     report.update(_pc1_stats(a, b))
+    return report
+
+
+# ----------------------------------------------------------------------------
+# beyond the centroid distance
+# ----------------------------------------------------------------------------
+
+
+def _mean_offdiagonal_cosine(x: np.ndarray) -> float:
+    """Mean of x_i · x_j over i != j for unit rows: (||sum_i x_i||^2 - n) / (n (n - 1)), no n x n matrix."""
+    n = len(x)
+    total = x.sum(axis=0)
+    return float((total @ total - n) / (n * (n - 1)))
+
+
+def relative_modality_gap(image_emb, text_emb) -> float:
+    r"""Relative modality gap (RMG) of Schrodi et al., *Two Effects, One Trigger* (ICLR 2025).
+
+    Rows are L2-normalised pairs: row ``i`` of ``image_emb`` belongs to row ``i`` of ``text_emb``. With the cosine
+    dissimilarity :math:`d(x, y) = (1 - x\cdot y)/2 \in [0, 1]`,
+
+    .. math::
+        \mathrm{RMG} = \frac{\overline{d}_{\text{match}}}
+                           {\overline{d}_{\text{match}} + \tfrac12\big(\overline{d}_{II} + \overline{d}_{TT}\big)},
+        \quad \overline{d}_{\text{match}} = \tfrac1n\sum_i d(x_i, y_i),
+        \quad \overline{d}_{II} = \tfrac{1}{n(n-1)}\sum_{i\ne j} d(x_i, x_j)
+
+    (and :math:`\overline{d}_{TT}` likewise for the texts). Unlike Δgap it is measured against the spread of each
+    modality: a matched pair that is as far apart as two random images scores 0.5; 0 means every pair coincides.
+    (The authors' code also floors :math:`\overline{d}_{\text{match}}` at 1e-3; here a zero stays zero.)
+    Needs at least two pairs. Returns a float in ``[0, 1]``.
+    """
+    a, b = _pair(image_emb, text_emb, "image_emb", "text_emb")
+    if len(a) != len(b):
+        raise ValueError(f"image_emb and text_emb must be row-aligned pairs of equal length, got {len(a)} and {len(b)}")
+    if len(a) < 2:
+        raise ValueError(f"the relative modality gap needs at least 2 pairs, got {len(a)}")
+    d_match = (1.0 - float(np.einsum("ij,ij->i", a, b).mean())) / 2.0
+    d_within = ((1.0 - _mean_offdiagonal_cosine(a)) / 2.0 + (1.0 - _mean_offdiagonal_cosine(b)) / 2.0) / 2.0
+    d_match, d_within = max(d_match, 0.0), max(d_within, 0.0)
+    denom = d_match + d_within
+    return float(d_match / denom) if denom > 0 else 0.0
+
+
+def linear_separability(image_emb, text_emb, test_fraction: float = 0.3, seed: int = 0, C: float = 1.0) -> float:
+    """Held-out accuracy of a linear classifier that tells image embeddings from text embeddings.
+
+    Fahim et al. (*It's Not a Modality Gap*, 2024) use it beside the centroid distance: a small Δgap does not mean
+    mixed modalities — two thin, parallel sheets can be 100 % separable at a small centroid distance. The rows of
+    both modalities (L2-normalised) are stacked with labels 0 = image, 1 = text, split once into train / test
+    (stratified, ``test_fraction`` held out, seeded), standardised on the train part, and scikit-learn's
+    ``LogisticRegression`` (L2 penalty, inverse strength ``C``, lbfgs) is fitted on the train part. Returns the
+    accuracy on the held-out part: 0.5 means inseparable (for equal sizes), 1.0 perfectly separable.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    a, b = _pair(image_emb, text_emb, "image_emb", "text_emb")
+    if not (isinstance(test_fraction, float) and 0.0 < test_fraction < 1.0):
+        raise ValueError(f"test_fraction must be a float in (0, 1), got {test_fraction!r}")
+    if not (isinstance(C, (int, float)) and not isinstance(C, bool) and C > 0):
+        raise ValueError(f"C must be a positive number, got {C!r}")
+    if min(len(a), len(b)) < 4:
+        raise ValueError(f"linear_separability needs at least 4 rows per modality, got {len(a)} and {len(b)}")
+    x = np.vstack([a, b])
+    y = np.r_[np.zeros(len(a), dtype=np.int64), np.ones(len(b), dtype=np.int64)]
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, random_state=int(seed), stratify=y)
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=float(C), max_iter=2000))
+    clf.fit(x_tr, y_tr)
+    return float((clf.predict(x_te) == y_te).mean())
+
+
+def _gap_vector(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return a.mean(axis=0) - b.mean(axis=0)
+
+
+def gap_dimension_shares(image_emb, text_emb, ks=(1, 2, 4, 8)) -> dict[str, float]:
+    r"""The share of the (squared) gap carried by the ``k`` coordinates where the modality means differ most.
+
+    With :math:`\Delta = \bar x - \bar y` the difference of the modality means (rows L2-normalised) and its
+    coordinates sorted so that :math:`\Delta_{(1)}^2 \ge \Delta_{(2)}^2 \ge \dots`,
+
+    .. math:: \text{share}_k = \sum_{m \le k}\Delta_{(m)}^2 \Big/ \sum_{m}\Delta_{(m)}^2 = \sum_{m\le k}\Delta_{(m)}^2 / \Delta_{gap}^2 .
+
+    Schrodi et al. (*Two Effects, One Trigger*, Fig. 4) find CLIP's gap carried by a few embedding dimensions.
+    The quantity depends on the basis — the model's own output coordinates — by design: a rotation-invariant
+    version would always put 100 % of the gap on one direction, the gap vector itself. Keys ``gap_top{k}_share``;
+    ``k`` larger than the width counts every coordinate (share 1). A zero gap gives shares of 0.
+    """
+    a, b = _pair(image_emb, text_emb, "image_emb", "text_emb")
+    if isinstance(ks, (int, np.integer)):
+        ks = (ks,)
+    ks = [_positive_int(k, "ks") for k in ks]
+    if not ks:
+        raise ValueError("ks must name at least one k")
+    sq = np.sort(_gap_vector(a, b) ** 2)[::-1]
+    total = float(sq.sum())
+    cum = np.cumsum(sq)
+    return {f"gap_top{k}_share": (float(cum[min(k, len(sq)) - 1] / total) if total > 0 else 0.0) for k in ks}
+
+
+def drop_gap_dimensions(image_emb, text_emb, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Remove the ``k`` coordinates where the modality means differ most, and re-normalise the rows (Schrodi et
+    al.'s dimension ablation, Fig. 4c). Returns float64 arrays of width ``d - k``; rows that become zero raise."""
+    a, b = _pair(image_emb, text_emb, "image_emb", "text_emb")
+    k = _positive_int(k, "k")
+    if k >= a.shape[1]:
+        raise ValueError(f"k must be smaller than the embedding width {a.shape[1]}, got {k}")
+    keep = np.sort(np.argsort(-(_gap_vector(a, b) ** 2), kind="stable")[k:])
+    return (_embeddings(a[:, keep], "image_emb (dimensions dropped)"),
+            _embeddings(b[:, keep], "text_emb (dimensions dropped)"))
+
+
+def center_modalities(image_emb, text_emb, image_mean=None, text_mean=None) -> tuple[np.ndarray, np.ndarray]:
+    r"""Post-hoc centering: subtract each modality's mean and re-normalise (DrML, Zhang et al. 2023; the *collapse*
+    step of C3, Zhang et al. 2024).
+
+    .. math:: \tilde x_i = \frac{x_i - \bar x}{\lVert x_i - \bar x\rVert}, \qquad
+              \tilde y_j = \frac{y_j - \bar y}{\lVert y_j - \bar y\rVert}
+
+    with rows L2-normalised first. The means default to those of the given rows (a transductive estimate that uses
+    no pairing); pass ``image_mean`` / ``text_mean`` estimated elsewhere (e.g. on the training split) to apply the
+    same map to new data. Both modalities end up centred on the origin, so their centroid distance becomes small
+    (not exactly zero: re-normalising moves the means again). Returns float64 arrays; a row equal to its
+    modality's mean has no direction and raises ``ValueError``.
+    """
+    a, b = _pair(image_emb, text_emb, "image_emb", "text_emb")
+    out = []
+    for x, mean, name in ((a, image_mean, "image"), (b, text_mean, "text")):
+        mu = x.mean(axis=0) if mean is None else _to_numpy(mean, f"{name}_mean").astype(np.float64)
+        if mu.shape != (x.shape[1],) or not np.isfinite(mu).all():
+            raise ValueError(f"{name}_mean must be a finite vector of length {x.shape[1]}, got shape {mu.shape}")
+        out.append(_embeddings(x - mu, f"{name}_emb (centred)"))
+    return out[0], out[1]
+
+
+def gap_direction(image_emb, text_emb) -> np.ndarray:
+    """The unit vector from the text centroid to the image centroid (rows L2-normalised first); Mind the Gap's
+    ``modality_gap`` vector of ``get_gap_stats``."""
+    a, b = _pair(image_emb, text_emb, "image_emb", "text_emb")
+    g = _gap_vector(a, b)
+    norm = float(np.linalg.norm(g))
+    if norm == 0.0:
+        raise ValueError("the two modalities have the same centroid: the gap has no direction")
+    return g / norm
+
+
+def shift_along_gap(image_emb, text_emb, delta: float, direction=None) -> tuple[np.ndarray, np.ndarray]:
+    r"""Move both modalities towards each other along the gap vector and re-normalise (Mind the Gap, §4.3 / Table 1).
+
+    .. math:: x_i' = \frac{x_i - \tfrac{\delta}{2} g}{\lVert\cdot\rVert}, \qquad
+              y_j' = \frac{y_j + \tfrac{\delta}{2} g}{\lVert\cdot\rVert}
+
+    with :math:`g` the unit gap direction (:func:`gap_direction`, computed from these rows unless ``direction`` is
+    given). ``delta > 0`` shrinks the gap, ``delta < 0`` widens it; the rows stay on the unit sphere, so a large
+    ``delta`` swaps the modalities' sides rather than merging them. Returns float64 arrays.
+    """
+    a, b = _pair(image_emb, text_emb, "image_emb", "text_emb")
+    delta = float(delta)
+    if not np.isfinite(delta):
+        raise ValueError(f"delta must be finite, got {delta!r}")
+    g = gap_direction(a, b) if direction is None else _embeddings(np.asarray(direction)[None], "direction")[0]
+    if g.shape != (a.shape[1],):
+        raise ValueError(f"direction must have length {a.shape[1]}, got {g.shape}")
+    return (_embeddings(a - 0.5 * delta * g, "image_emb (shifted)"),
+            _embeddings(b + 0.5 * delta * g, "text_emb (shifted)"))
+
+
+def extended_gap_report(image_emb, text_emb, ks=(1, 4), seed: int = 0) -> dict[str, float]:
+    """:func:`gap_report` plus ``relative_gap``, ``separability`` and the ``gap_top{k}_share`` keys, for row-aligned
+    pairs (one flat dict for ``metrics.json``)."""
+    report = gap_report(image_emb, text_emb)
+    report["relative_gap"] = relative_modality_gap(image_emb, text_emb)
+    report["separability"] = linear_separability(image_emb, text_emb, seed=seed)
+    report.update(gap_dimension_shares(image_emb, text_emb, ks))
     return report
