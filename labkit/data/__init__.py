@@ -7,12 +7,17 @@ All datasets share :class:`ImageTextDataset` (items are dicts with ``image``,
     world = make_world(n_pairs=2000, seed=0)             # world.train / .val / .test
     coco = CocoCaptions("coco/val2017", "coco/annotations/captions_val2017.json")
     f30k = flickr30k("data/flickr30k", split="test")
+    sal = SaliconCaptions("coco/train2014", "coco/annotations/captions_train2014.json",
+                          fixations_file="salicon/fixations_train2014.json", maps_root="salicon/maps/train")
+    train = GazeRegularized(world.train, p=0.5)          # seed 003 eq. 2 with attention probability p
 """
 
 from .base import DataFormatError, ImageTextDataset, default_transform
 from .coco import CocoCaptions
+from .gaze import GazeRegularized, attention_mask, gaze_modulate
 from .collate import PairCollator
 from .karpathy import KarpathySplit, coco_karpathy, flickr8k, flickr30k
+from .salicon import SaliconCaptions, fixation_map, read_fixations
 from .world import (
     COLOURS,
     CAPTION_STYLES,
@@ -44,4 +49,10 @@ __all__ = [
     "coco_karpathy",
     "flickr30k",
     "flickr8k",
+    "SaliconCaptions",
+    "read_fixations",
+    "fixation_map",
+    "GazeRegularized",
+    "gaze_modulate",
+    "attention_mask",
 ]

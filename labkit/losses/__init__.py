@@ -6,11 +6,14 @@ Objective.
                      processes (done once, in the Objective)
     modality         the gradient reversal layer, the modality classifier and its loss term, ``grl_objective``
                      (seed 000 eq. 5)
+    infonce          InfoNCE with a temperature and swappable negatives (seed 003 eq. 1; the samplers live in
+                     :mod:`labkit.negatives`)
     metric_learning  the hinge family (triplet, angular, N-pairs, symmetric: seed 001 eq. 1–4), the text / image
                      neighbour terms (eq. 6–7), ``ours_objective`` (eq. 8), STRUC
 """
 
 from .contrastive import ClipLoss, Features, Objective, clip_loss, gather_features
+from .infonce import InfoNCE, info_nce, infonce_objective
 from .metric_learning import (AngularNPSym, CrossModalLoss, ImageNeighbourLoss, StructureLoss, TextNeighbourLoss,
                               TripletNPSym, angular_hinge, baseline_objective, n_pairs, ours_objective,
                               triplet_hinge)
@@ -21,6 +24,7 @@ __all__ = [
     "Features", "clip_loss", "ClipLoss", "Objective", "gather_features",
     "grad_reverse", "GradientReversal", "ModalityClassifier", "ModalityLoss", "stack_modalities", "grl_objective",
     "LAMBDA_MODES", "PAPER_LAMBDAS",
+    "info_nce", "InfoNCE", "infonce_objective",
     "triplet_hinge", "angular_hinge", "n_pairs", "CrossModalLoss", "AngularNPSym", "TripletNPSym",
     "TextNeighbourLoss", "ImageNeighbourLoss", "StructureLoss", "baseline_objective", "ours_objective",
 ]

@@ -5,10 +5,12 @@
     clip        ``create_model(name, pretrained=None, checkpoint=None)``: any open_clip name, plus labkit's tiny CPU
                 configs shipped as JSON in ``labkit/models/configs/`` (registered with open_clip on import)
     two_stream  seed 001's two-stream CNN + GRU (§3.3, scaled to a CPU)
+    student_teacher  seed 003's student–teacher network (§2.2, Fig. 2): ResNet / LSTM students, FC teachers
 """
 
 from .clip import CONFIG_DIR, ClipBundle, create_model, embed_dim_of, encode, list_labkit_models
+from .student_teacher import StudentTeacher, create_student_teacher
 from .two_stream import TwoStreamModel, create_two_stream
 
 __all__ = ["ClipBundle", "create_model", "list_labkit_models", "encode", "embed_dim_of", "CONFIG_DIR",
-           "TwoStreamModel", "create_two_stream"]
+           "TwoStreamModel", "create_two_stream", "StudentTeacher", "create_student_teacher"]
