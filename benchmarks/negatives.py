@@ -10,7 +10,9 @@ gradient clipping at 1, AdamW over labkit's parameter groups, the temperature cl
 * ``queue``  — ``InfoNCE(QueueNegatives(model, max_size=--queue))``: MoCo's momentum key encoder (one extra forward
   pass of both towers, no gradient) and a FIFO queue of ``--queue`` keys per modality (filled before timing);
 * ``rerank`` — ``InfoNCE(RerankNegatives(QueueNegatives(model, --queue), n=--rerank-n))``: every key of the same
-  pool scored, the ``n`` most similar kept per query.
+  pool scored, the ``n`` most similar kept per query;
+* ``memory`` — ``QueueNegatives(model, --queue, momentum=None)``: the same queue without a key encoder (it stores
+  the model's own detached keys, cross-batch memory): what the queue costs without MoCo's extra forward pass.
 
 Calls are interleaved one step at a time (A B C, C B A, …) on the same seeded synthetic batches, so a burst of load
 from elsewhere on a shared machine hits every setup alike; medians of the per-step times are compared. Memory: the
@@ -91,16 +93,18 @@ def main(argv=None) -> None:
         return create_student_teacher(world.train, seed=a.seed, context_length=smoke["context_length"],
                                       **smoke["model"])
 
-    def filled_queue(model):
-        q = QueueNegatives(model, max_size=a.queue, momentum=smoke["momentum"])
+    def filled_queue(model, momentum=smoke["momentum"]):
+        q = QueueNegatives(model, max_size=a.queue, momentum=momentum)
         g = torch.Generator().manual_seed(a.seed)
-        keys = lambda: torch.nn.functional.normalize(torch.randn(a.queue, q.embed_dim, generator=g), dim=1)  # noqa: E731
-        q.enqueue(keys(), keys(), torch.arange(10**6, 10**6 + a.queue))  # full from the first timed step
+        image, text = (torch.nn.functional.normalize(torch.randn(a.queue, q.embed_dim, generator=g), dim=1)
+                       for _ in range(2))
+        q.enqueue(image, text, torch.arange(10**6, 10**6 + a.queue))  # full from the first timed step
         return q
 
     setups = {
         "batch": Setup("batch", lambda m: BatchNegatives(), bundle),
         "queue": Setup("queue", filled_queue, bundle),
+        "memory": Setup("memory", lambda m: filled_queue(m, momentum=None), bundle),
         "rerank": Setup("rerank", lambda m: RerankNegatives(filled_queue(m), n=a.rerank_n), bundle),
     }
     states = [s.model.state_dict() for s in setups.values()]
@@ -135,7 +139,7 @@ def main(argv=None) -> None:
     encoder = tensor_bytes(queue.key_encoder.parameters()) + tensor_bytes(queue.key_encoder.buffers())
     n, k = a.batch_size, a.queue
     d = queue.embed_dim  # floats per step of eq. 1 (two directions): logits, and rerank's scores and gathered keys
-    logits = {"batch": 2 * n * n * 4, "queue": 2 * n * (1 + n + k) * 4,
+    logits = {"batch": 2 * n * n * 4, "queue": 2 * n * (1 + n + k) * 4, "memory": 2 * n * (1 + n + k) * 4,
               "rerank": (2 * n * (n + k) + 2 * n * (1 + a.rerank_n) + 2 * n * a.rerank_n * d) * 4}
     print(f"{'':<8} {'step (median)':>14} {'vs batch':>9} {'eq. 1 tensors/step':>19}")
     for name in names:
@@ -144,6 +148,7 @@ def main(argv=None) -> None:
           f"key encoder {encoder / 2**20:.2f} MiB (a copy of the model); peak extra per step: the logits above")
     print(f"total {time.perf_counter() - t_start:.0f} s")
     print(f"ratio rerank/batch = {med['rerank'] / med['batch']:.2f}x")
+    print(f"ratio memory/batch = {med['memory'] / med['batch']:.2f}x (the queue without its key encoder)")
     print(f"ratio queue/batch = {med['queue'] / med['batch']:.2f}x (target <= 1.15x)")
 
 

@@ -35,7 +35,9 @@ the current batch's other keys come from is the ``positives`` option:
 
 The key encoder runs in eval mode (no dropout; BatchNorm with running statistics, copied from the model at each
 update), which makes the keys deterministic and leaves nothing of the current batch's statistics in them — MoCo's
-shuffled BatchNorm exists to prevent exactly that leak across GPUs.
+shuffled BatchNorm exists to prevent exactly that leak across GPUs. It costs one extra forward pass of both towers
+per step (``benchmarks/negatives.py``); ``momentum=None`` drops it and stores the model's own detached keys instead
+(cross-batch memory, Wang et al. 2020): cheaper, with keys from an older model the older they are.
 
 **Order of a step** (MoCo's Algorithm 1, through the loop's seams): the loss calls ``sample`` (keys of the current
 batch from the key encoder; negatives from the queue); the optimiser steps; then ``end_step(model)`` applies the EMA
@@ -169,28 +171,33 @@ class _MomentumKeys(NegativeSampler):
 
     positives_detached = True
 
-    def __init__(self, model: nn.Module, momentum: float = 0.99, embed_dim: int | None = None,
+    def __init__(self, model: nn.Module, momentum: float | None = 0.99, embed_dim: int | None = None,
                  include_batch: bool = True, positives: str = "online"):
         super().__init__()
         if positives not in ("momentum", "online"):
             raise ValueError(f"positives must be 'momentum' or 'online', got {positives!r}")
+        if momentum is not None and not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"momentum must be in [0, 1] (or None: no key encoder), got {momentum}")
+        if momentum is None and positives == "momentum":
+            raise ValueError("positives='momentum' needs a key encoder: give a momentum in [0, 1]")
         self.positives = positives
         self.positives_detached = positives == "momentum"
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"momentum must be in [0, 1], got {momentum}")
         model = getattr(model, "module", model)
-        self.momentum = float(momentum)
+        self.momentum = None if momentum is None else float(momentum)
         self.include_batch = bool(include_batch)
-        self.key_encoder = copy.deepcopy(model)
-        for p in self.key_encoder.parameters():
-            p.requires_grad_(False)
-        self.key_encoder.eval()
+        self.key_encoder = None
+        if momentum is not None:
+            self.key_encoder = copy.deepcopy(model)
+            for p in self.key_encoder.parameters():
+                p.requires_grad_(False)
+            self.key_encoder.eval()
         self.embed_dim = int(embed_dim) if embed_dim is not None else _infer_embed_dim(model)
         self._pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
 
     def train(self, mode: bool = True):
         super().train(mode)
-        self.key_encoder.eval()  # keys are always computed in eval mode (see the module docstring)
+        if self.key_encoder is not None:
+            self.key_encoder.eval()  # keys are always computed in eval mode (see the module docstring)
         return self
 
     @torch.no_grad()
@@ -204,6 +211,8 @@ class _MomentumKeys(NegativeSampler):
     def _current(self, features) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Keys and pair ids of the current batch, row-aligned with ``features`` (gathered when they are); the
         globally gathered copy is remembered for :meth:`end_step`."""
+        if self.key_encoder is None:  # cross-batch memory: the model's own keys of this step, detached
+            return self._current_own(features)
         local = self.encode_keys(features.batch)
         pid_local = torch.as_tensor(features.batch["pair_id"], device=local["text"].device).long()
         index = features.batch.get("index")
@@ -219,6 +228,21 @@ class _MomentumKeys(NegativeSampler):
         if n == len(pid_local):
             return local, pid_local
         raise ValueError(f"{n} embedding rows but {len(pid_local)} local / {len(pid_glob)} gathered batch rows")
+
+    def _current_own(self, features) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        n = features.image.shape[0]
+        pid = _pair_ids(features, n)
+        keys = {"image": features.image.detach(), "text": features.text.detach()}
+        index = features.batch.get("index")
+        index = None if index is None else torch.as_tensor(index, device=pid.device).long()
+        if self.training:
+            local = len(torch.as_tensor(features.batch["pair_id"])) == n  # not gathered by the Objective
+            store = {k: gather_keys(v) for k, v in keys.items()} if local else keys
+            pid_store = gather_keys(pid) if local else pid
+            if index is not None and len(index) != len(pid_store):
+                index = gather_keys(index)
+            self._pending.append((store["image"], store["text"], pid_store, index))
+        return keys, pid
 
     def _stored(self, modality: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(keys, pair ids, valid) of the pool for ``modality``."""
@@ -247,7 +271,8 @@ class _MomentumKeys(NegativeSampler):
     @torch.no_grad()
     def end_step(self, model: nn.Module) -> None:
         """MoCo's order: momentum-update the key encoder, then enqueue the keys this step computed."""
-        ema_update_(self.key_encoder, model, self.momentum)
+        if self.key_encoder is not None:
+            ema_update_(self.key_encoder, model, self.momentum)
         for image, text, pid, index in self._pending:
             self._store(image, text, pid, index)
         self._pending.clear()
@@ -273,6 +298,8 @@ class QueueNegatives(_MomentumKeys):
             of training pairs, so ``fraction = 1`` is one epoch of keys (every training pair's latest key).
         fraction: in (0, 1].
         momentum: ``m`` of the EMA update (MoCo: 0.999 for 200 epochs of ImageNet; short runs need a smaller one).
+            ``None``: no key encoder — the queue stores the model's own keys of each step, detached (cross-batch
+            memory, Wang et al. 2020): no extra forward pass, but older keys come from an older model.
         embed_dim: width of the keys (inferred from ``model.embed_dim`` / ``text_projection`` when omitted).
         include_batch: the current batch's other keys are negatives too (as in ALBEF's queue), so a fresh, empty
             queue still gives n − 1 negatives at the first step (MoCo instead fills the queue with random vectors;
@@ -285,7 +312,7 @@ class QueueNegatives(_MomentumKeys):
     keys stay). :meth:`ordered` returns the keys oldest first.
     """
 
-    def __init__(self, model: nn.Module, max_size: int, fraction: float = 1.0, momentum: float = 0.99,
+    def __init__(self, model: nn.Module, max_size: int, fraction: float = 1.0, momentum: float | None = 0.99,
                  embed_dim: int | None = None, include_batch: bool = True, positives: str = "online"):
         if not isinstance(max_size, int) or isinstance(max_size, bool) or max_size < 1:
             raise ValueError(f"max_size must be a positive integer, got {max_size!r}")
@@ -301,7 +328,8 @@ class QueueNegatives(_MomentumKeys):
         self.register_buffer("count", torch.zeros((), dtype=torch.long))  # slots written so far (≤ size)
 
     def extra_repr(self) -> str:
-        return f"size={self.size} (fraction {self.fraction:g} of {self.max_size}), momentum={self.momentum:g}"
+        m = "None (no key encoder)" if self.momentum is None else f"{self.momentum:g}"
+        return f"size={self.size} (fraction {self.fraction:g} of {self.max_size}), momentum={m}"
 
     def _stored(self, modality: str):
         valid = torch.arange(self.size, device=self.queue_pair_id.device) < self.count
@@ -341,7 +369,7 @@ class MemoryBank(_MomentumKeys):
     Used as the pool of :class:`RerankNegatives` ("scores all vectors in the space"); ``n_items`` = the size of
     the training set. Same key encoder, EMA and masking as :class:`QueueNegatives`."""
 
-    def __init__(self, model: nn.Module, n_items: int, momentum: float = 0.99, embed_dim: int | None = None,
+    def __init__(self, model: nn.Module, n_items: int, momentum: float | None = 0.99, embed_dim: int | None = None,
                  include_batch: bool = True, positives: str = "online"):
         if not isinstance(n_items, int) or isinstance(n_items, bool) or n_items < 1:
             raise ValueError(f"n_items must be a positive integer, got {n_items!r}")
@@ -353,7 +381,7 @@ class MemoryBank(_MomentumKeys):
         self.register_buffer("written", torch.zeros(n_items, dtype=torch.bool))
 
     def extra_repr(self) -> str:
-        return f"n_items={self.n_items}, momentum={self.momentum:g}"
+        return f"n_items={self.n_items}, momentum={self.momentum}"
 
     def _stored(self, modality: str):
         return getattr(self, f"{modality}_bank"), self.bank_pair_id, self.written

@@ -59,8 +59,8 @@ def _batch(n, seed=0, pair_id=None):
 
 
 def _features(model, batch):
-    return Features(model.encode_image(batch["image"], normalize=True), model.encode_text(batch["text"], normalize=True),
-                    model.logit_scale.exp(), batch)
+    return Features(model.encode_image(batch["image"], normalize=True),
+                    model.encode_text(batch["text"], normalize=True), model.logit_scale.exp(), batch)
 
 
 def _hand_info_nce(q, pos, negs, scale, valid):
@@ -217,6 +217,21 @@ def test_momentum_positives_come_from_the_key_encoder_and_need_the_symmetric_los
     online = QueueNegatives(model, max_size=4)  # default: the model's own keys are the positives
     assert online.sample(f, ("i2t",))["i2t"].positive is f.text
     InfoNCE(online, symmetric=False)
+
+
+def test_a_queue_without_key_encoder_stores_the_models_own_detached_keys():
+    model = Toy()
+    q = QueueNegatives(model, max_size=4, momentum=None)
+    assert q.key_encoder is None and not list(q.parameters())
+    q.train()
+    f = _features(model, _batch(3))
+    c = q.sample(f, ("i2t",))["i2t"]
+    assert c.positive is f.text
+    q.end_step(model)
+    keys, ids = q.ordered("text")
+    assert ids.tolist() == [0, 1, 2] and torch.equal(keys, f.text.detach()) and not keys.requires_grad
+    with pytest.raises(ValueError, match="key encoder"):
+        QueueNegatives(model, max_size=4, momentum=None, positives="momentum")
 
 
 def test_an_eval_mode_sampler_does_not_enqueue():

@@ -16,7 +16,8 @@ def test_notebook_07_runs(run_notebook):
     settings = SAMPLING_PROFILES["tiny"]
     for config in sampling_configs(settings):
         tag = config_label(config).replace(" ", "_")
-        for key in ("val/accuracy", "train/loss", "gap/loss", "i2t_R@1", "t2i_R@1", f"val/accuracy@{settings['eval_batch']}"):
+        for key in ("val/accuracy", "train/loss", "gap/loss", "i2t_R@1", "t2i_R@1",
+                    f"val/accuracy@{settings['eval_batch']}"):
             assert f"{key}@{tag}" in metrics, f"{key}@{tag}"
         assert 0.0 <= metrics[f"val/accuracy@{tag}"] <= 1.0
     assert {"baseline/t2i_R@1_over_chance", "moco_literal/val_accuracy", "sweep_seconds"} <= set(metrics)

@@ -43,7 +43,8 @@ def info_nce(query: torch.Tensor, positive: torch.Tensor, negatives: torch.Tenso
         mask: (N, M) bool, ``True`` = the negative counts; a query with none left has loss 0 (log 1).
     """
     if query.ndim != 2 or positive.shape != query.shape:
-        raise ValueError(f"query and positive must both be (N, D); got {tuple(query.shape)} and {tuple(positive.shape)}")
+        raise ValueError(f"query and positive must both be (N, D); got {tuple(query.shape)} and "
+                         f"{tuple(positive.shape)}")
     if negatives.ndim == 2:
         if negatives.shape[1] != query.shape[1]:
             raise ValueError(f"negatives must be (M, {query.shape[1]}) or (N, M, D); got {tuple(negatives.shape)}")

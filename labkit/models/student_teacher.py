@@ -106,7 +106,8 @@ def _resnet50_student(checkpoint: str | Path | None, image_size: int) -> nn.Modu
         except Exception as exc:
             raise ValueError(f"cannot read vision_checkpoint {path}: {exc}") from exc
         state = state.get("state_dict", state) if isinstance(state, dict) else state
-        state = {k.removeprefix("module."): v for k, v in state.items() if not k.removeprefix("module.").startswith("fc.")}
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         try:
             missing, unexpected = net.load_state_dict(state, strict=False)
         except RuntimeError as exc:  # shape mismatches

@@ -26,8 +26,8 @@ from ..data import attention_mask, gaze_modulate
 from ..gallery import to_display
 from ..report import Claim, paired_verdict
 from .recipe import profile_settings
-from .sampling import (SAMPLING_PROFILES, Run, config_label, convergence, embed_pairs, epoch_curves,
-                       make_study_world, table, train_run)
+from .sampling import (SAMPLING_PROFILES, Run, convergence, embed_pairs, epoch_curves, make_study_world,
+                       own_plateau, table, train_run)
 from .sweep import Sweep, paired_difference, run_grid
 
 __all__ = ["GAZE_PROFILES", "study_settings", "make_study_world", "gaze_configs", "rows_at", "gaze_sweep",
@@ -127,7 +127,7 @@ def claims(sweep: Sweep, settings: Mapping[str, Any]) -> list[Claim]:
                      f"batch {small}", d.mean, d.std, d.n, paired_verdict(d.mean, d.se, "decrease"), detail))
 
     # 2. convergence speed, both batch sizes
-    diffs, parts = [], []
+    diffs, parts, plateau = [], [], []
     for b in settings["gaze_batch_sizes"]:
         conv = convergence(sweep, rows(b, False) + rows(b), f"val/accuracy@{eb}", settings["target_fraction"])
         conv["p"] = [float(lab.split("=")[1]) for lab in conv["label"]]
@@ -136,10 +136,14 @@ def claims(sweep: Sweep, settings: Mapping[str, Any]) -> list[Claim]:
         diffs.append(eg.to_numpy() - e0.to_numpy())
         parts.append(f"batch {b}: " + "; ".join(f"p = {p:g}: {_pm(g['epochs'], 2)}" for p, g in conv.groupby("p"))
                      + f" (target {conv['target'].mean():.3f})")
+        plateau.append(f"batch {b}: " + "; ".join(
+            f"p = {r['p']:g}: {_pm(own_plateau(sweep, r, f'val/accuracy@{eb}', settings['target_fraction']), 2)}"
+            for r in rows(b, False) + rows(b)))
     per_seed = np.mean(diffs, axis=0)
     d = paired_difference(np.zeros_like(per_seed), per_seed)
     detail = (f"epochs to {settings['target_fraction']:g} × the lowest final validation accuracy@{eb} among the p of "
-              f"a batch size (per seed) — " + " | ".join(parts) + ".")
+              f"a batch size (per seed) — " + " | ".join(parts) + f". Epochs to {settings['target_fraction']:g} × "
+              f"each run's own final accuracy (its plateau, whatever its height) — " + " | ".join(plateau) + ".")
     out.append(Claim("gaze_converges_faster", "gaze regularisation converges faster", source,
                      "paired change of epochs to the target validation accuracy, p = 0 → mean over p > 0, averaged "
                      f"over batch {big} and {small}", d.mean, d.std, d.n, paired_verdict(d.mean, d.se, "decrease"),
@@ -199,7 +203,7 @@ def rank_images(model, tokenizer, dataset) -> np.ndarray:
 
 
 def show_ranked_captions(dataset, ranked: np.ndarray, captions: Sequence[str], indices: Sequence[int],
-                         k: int = 5, width: int = 46) -> plt.Figure:
+                         k: int = 5, width: int = 72) -> plt.Figure:
     """The seed's Figs. 8–9: an image and its top-``k`` captions; the ground truth in bold with its rank."""
     fig, axes = plt.subplots(len(indices), 2, figsize=(8.5, 1.9 * len(indices)), squeeze=False,
                              gridspec_kw={"width_ratios": [1, 3.2]})
