@@ -434,8 +434,13 @@ class RerankNegatives(NegativeSampler):
 
 
 def rerank(query: torch.Tensor, candidates: Candidates, n: int) -> Candidates:
-    """Keep the ``n`` valid negatives most similar to each query: per-query ``(N, n', D)`` negatives,
-    ``n' = min(n, M)``, and a mask that is ``False`` where a query had fewer than ``n'`` valid candidates."""
+    """Keep the ``n`` valid negatives most similar to each query (fewer where a query has fewer valid ones).
+
+    Shared ``(M, D)`` negatives stay shared: the result is the same pool with a mask that keeps each query's top
+    ``n`` (eq. 1 then costs one ``N × M`` product, and no gather whose backward would accumulate the gradients of a
+    key picked by several queries in a thread-dependent order). Per-query ``(N, M, D)`` negatives are gathered into
+    ``(N, n', D)``, ``n' = min(n, M)``, with a mask for the missing ones.
+    """
     with torch.no_grad():
         neg = candidates.negatives
         if neg.ndim == 2:
@@ -447,8 +452,8 @@ def rerank(query: torch.Tensor, candidates: Candidates, n: int) -> Candidates:
         k = min(n, scores.shape[1])
         top, idx = scores.topk(k, dim=1)
         keep = torch.isfinite(top)
-    if neg.ndim == 2:
-        picked = neg[idx]  # (N, k, D)
-    else:
-        picked = torch.gather(neg, 1, idx[..., None].expand(-1, -1, neg.shape[-1]))
+        if neg.ndim == 2:
+            mask = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, idx, keep)
+            return Candidates(candidates.positive, neg, mask)
+    picked = torch.gather(neg, 1, idx[..., None].expand(-1, -1, neg.shape[-1]))  # rows distinct within a query
     return Candidates(candidates.positive, picked, keep)

@@ -249,15 +249,17 @@ def test_rerank_keeps_exactly_the_n_most_similar_valid_negatives():
     mask = torch.tensor([[True, True, True, True, False], [True, True, False, True, True]])
     c = rerank(q, Candidates(q.clone(), negs, mask), n=2)
     # query 0 scores 0.9, 0.5, 0.1, −1 (0.8 is masked): keeps rows 0 and 1
-    assert c.negatives[0].tolist() == negs[[0, 1]].tolist()
-    # query 1 scores 0.1, 0.5, (0.9 masked), 0, 0.0: keeps rows 1 then 0
-    assert c.negatives[1].tolist() == negs[[1, 0]].tolist()
-    assert c.mask.all()
+    # query 1 scores 0.1, 0.5, (0.9 masked), 0, 0.0: keeps rows 1 and 0
+    assert c.negatives is negs and c.mask.tolist() == [[True, True, False, False, False],
+                                                      [True, True, False, False, False]]
     few = rerank(q, Candidates(q.clone(), negs, torch.tensor([[True] + [False] * 4] * 2)), n=3)
-    assert few.mask.tolist() == [[True, False, False], [True, False, False]]  # fewer valid than n: the rest masked
+    assert few.mask.sum(1).tolist() == [1, 1]  # fewer valid than n: only the valid one
+    per_query = rerank(q, Candidates(q.clone(), negs.expand(2, -1, -1), mask), n=2)  # (N, M, D) negatives
+    assert per_query.negatives[0].tolist() == negs[[0, 1]].tolist()
+    assert per_query.negatives[1].tolist() == negs[[1, 0]].tolist() and per_query.mask.all()
 
 
-def test_rerank_over_a_queue_scores_the_whole_pool():
+def test_rerank_over_a_queue_scores_the_whole_pool_and_is_deterministic():
     model = Toy()
     pool = QueueNegatives(model, max_size=20)
     pool.enqueue(F.normalize(torch.randn(20, 3), dim=1), F.normalize(torch.randn(20, 3), dim=1), torch.arange(100, 120))
@@ -265,16 +267,18 @@ def test_rerank_over_a_queue_scores_the_whole_pool():
     sampler.train()
     f = _features(model, _batch(3))
     c = sampler.sample(f, ("i2t",))["i2t"]
-    assert c.negatives.shape == (3, 4, 3)
     everything = torch.cat([f.text, pool.text_queue])
     for i in range(3):
         scores = f.image[i] @ everything.T
         scores[i] = -math.inf  # the query's own pair
-        top = scores.topk(4).values
-        got = (f.image[i] * c.negatives[i]).sum(1)
-        assert torch.allclose(got, top, atol=1e-6)
+        top = set(scores.topk(4).indices.tolist())
+        assert set(torch.nonzero(c.mask[i]).flatten().tolist()) == top
     loss, logs = InfoNCE(sampler)(f)
     assert torch.isfinite(loss) and logs["negatives"] == 4
+    expect = _hand_info_nce(f.image.detach(), f.text.detach(), [everything.detach()] * 3, f.logit_scale.item(),
+                            c.mask.tolist())
+    i2t, _ = info_nce(f.image, c.positive, c.negatives, f.logit_scale, c.mask)
+    assert i2t.item() == pytest.approx(expect, rel=1e-5)
 
 
 def test_memory_bank_holds_the_latest_key_of_every_training_item():
