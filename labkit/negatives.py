@@ -63,7 +63,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 __all__ = ["Candidates", "NegativeSampler", "BatchNegatives", "QueueNegatives", "MemoryBank", "RerankNegatives",
-           "ema_update_", "gather_keys", "DIRECTIONS"]
+           "rerank", "ema_update_", "gather_keys", "DIRECTIONS"]
 
 #: direction → (query modality, key modality)
 DIRECTIONS: dict[str, tuple[str, str]] = {"i2t": ("image", "text"), "t2i": ("text", "image")}
