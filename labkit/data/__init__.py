@@ -10,6 +10,7 @@ All datasets share :class:`ImageTextDataset` (items are dicts with ``image``,
     sal = SaliconCaptions("coco/train2014", "coco/annotations/captions_train2014.json",
                           fixations_file="salicon/fixations_train2014.json", maps_root="salicon/maps/train")
     train = GazeRegularized(world.train, p=0.5)          # seed 003 eq. 2 with attention probability p
+    cc3m = ShardDataset("cc3m/{000000..000331}.tar", transform=preprocess, shuffle=True)   # webdataset, streamed
 """
 
 from .base import DataFormatError, ImageTextDataset, default_transform
@@ -18,6 +19,7 @@ from .gaze import GazeRegularized, attention_mask, gaze_modulate
 from .collate import PairCollator
 from .karpathy import KarpathySplit, coco_karpathy, flickr8k, flickr30k
 from .salicon import SaliconCaptions, fixation_map, read_fixations
+from .shards import MemoryPairs, ShardDataset, write_shards
 from .world import (
     COLOURS,
     CAPTION_STYLES,
@@ -55,4 +57,7 @@ __all__ = [
     "GazeRegularized",
     "gaze_modulate",
     "attention_mask",
+    "ShardDataset",
+    "MemoryPairs",
+    "write_shards",
 ]
