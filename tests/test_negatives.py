@@ -96,6 +96,23 @@ def test_a_query_with_no_valid_negative_has_loss_zero_and_finite_gradients():
     assert loss.item() == pytest.approx(0.0, abs=1e-6) and torch.isfinite(q.grad).all()
 
 
+def test_a_learnable_temperature_gets_the_hand_gradient_through_masked_negatives():
+    # 1/τ multiplies the logits; a masked (-inf) negative must contribute 0 to its gradient, not 0 · -inf = NaN
+    g = torch.Generator().manual_seed(2)
+    q, pos = F.normalize(torch.randn(3, 4, generator=g), dim=1), F.normalize(torch.randn(3, 4, generator=g), dim=1)
+    negs = F.normalize(torch.randn(5, 4, generator=g), dim=1)
+    mask = torch.tensor([[1, 0, 1, 0, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 0]], dtype=torch.bool)
+    scale = torch.tensor(5.0, requires_grad=True)
+    info_nce(q, pos, negs, scale, mask)[0].backward()
+    s = 5.0  # dL/ds by a loop: mean over queries of E_softmax[q·k] − q·k+ over the valid keys
+    hand = 0.0
+    for i in range(3):
+        sims = [float(q[i] @ pos[i])] + [float(q[i] @ negs[j]) for j in range(5) if mask[i, j]]
+        w = [math.exp(s * x) for x in sims]
+        hand += sum(wi * x for wi, x in zip(w, sims)) / sum(w) - sims[0]
+    assert scale.grad.item() == pytest.approx(hand / 3, rel=1e-5)
+
+
 def test_batch_sampling_symmetric_infonce_is_clip_loss():
     model, batch = Toy(), _batch(6)
     f = _features(model, batch)

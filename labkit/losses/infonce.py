@@ -54,12 +54,15 @@ def info_nce(query: torch.Tensor, positive: torch.Tensor, negatives: torch.Tenso
     else:
         raise ValueError(f"negatives must be (M, D) or (N, M, D) with N={query.shape[0]}, D={query.shape[1]}; "
                          f"got {tuple(negatives.shape)}")
+    pos = (query * positive).sum(-1, keepdim=True)
+    logits = torch.cat([pos, neg], dim=1) * logit_scale
     if mask is not None:
         if mask.shape != neg.shape:
             raise ValueError(f"mask must be {tuple(neg.shape)}, got {tuple(mask.shape)}")
+        # masked after scaling: a learnable 1/τ multiplying -inf would get a NaN gradient (0 · -inf)
         neg = neg.masked_fill(~mask, float("-inf"))
-    pos = (query * positive).sum(-1, keepdim=True)
-    logits = torch.cat([pos, neg], dim=1) * logit_scale
+        logits = logits.masked_fill(torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1).logical_not(),
+                                    float("-inf"))
     targets = torch.zeros(len(query), dtype=torch.long, device=query.device)
     loss = F.cross_entropy(logits, targets)
     with torch.no_grad():
