@@ -78,19 +78,26 @@ def read_fixations(path: str | Path) -> tuple[dict[int, dict], dict[int, list[np
         image = images.get(int(ann["image_id"]))
         if image is None:
             raise DataFormatError(f"{path}: annotation {k} refers to unknown image_id {ann['image_id']!r}")
+        raw = ann["fixations"]
         try:
-            fx = np.asarray(ann["fixations"], dtype=np.int64).reshape(-1, 2)
-        except (TypeError, ValueError):
+            arr = np.asarray(raw) if isinstance(raw, list) else None
+        except ValueError:  # ragged
+            arr = None
+        if arr is None or (arr.size and (arr.ndim != 2 or arr.shape[1] != 2 or arr.dtype.kind not in "iu")):
             raise DataFormatError(f"{path}: annotation {k}: 'fixations' must be a list of [row, col] integer "
-                                  "pairs") from None
-        if len(ann["fixations"]) and (np.ndim(ann["fixations"]) != 2 or np.shape(ann["fixations"])[1] != 2):
-            raise DataFormatError(f"{path}: annotation {k}: 'fixations' must be a list of [row, col] pairs")
+                                  f"pairs, got {_preview(raw)}")
+        fx = arr.astype(np.int64).reshape(-1, 2)
         h, w = int(image["height"]), int(image["width"])
         if len(fx) and (fx[:, 0].min() < 1 or fx[:, 0].max() > h or fx[:, 1].min() < 1 or fx[:, 1].max() > w):
             raise DataFormatError(f"{path}: annotation {k}: a fixation lies outside the {h} × {w} image "
                                   "(rows 1..height, cols 1..width, 1-indexed)")
         fixations.setdefault(int(ann["image_id"]), []).append(fx)
     return images, fixations
+
+
+def _preview(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + " …"
 
 
 def fixation_map(fixations: list[np.ndarray], height: int, width: int, sigma: float = SALICON_SIGMA) -> np.ndarray:
