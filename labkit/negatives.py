@@ -49,7 +49,12 @@ exactly.
 **One device or many.** Nothing here needs ``torch.distributed``. Under DDP the Objective gathers the embeddings of
 every process; :func:`gather_keys` is the hook that gathers the key encoder's keys and the pair ids the same way
 (identity in one process), and the queue always enqueues the *gathered* keys, so every process keeps the same
-queue. (The two-process test of that path belongs to the distributed-training work.)
+queue — bit for bit (tests/test_distributed_queue.py: two gloo processes under torchrun hold identical queues after
+every step, match one process on the same global batch to float tolerance, and a run stopped mid-epoch and resumed
+ends bit for bit where an uninterrupted one does). With BatchNorm in the model (the student–teacher network) two
+processes normalise over their local half of the batch, as DDP always does without ``SyncBatchNorm``, and each key
+encoder copies its own process's running statistics: the queue stays identical (its keys are gathered), the key
+encoders' BatchNorm buffers do not.
 """
 
 from __future__ import annotations
