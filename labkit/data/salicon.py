@@ -26,7 +26,8 @@ Bad files: a missing map raises ``FileNotFoundError`` naming the map's path (at 
 ``check_files=True``). **A map whose size differs from its image's is an error** (``DataFormatError`` naming the map
 file and both sizes) unless ``on_size_mismatch="resize"``, which resizes it bilinearly to the image's size
 (documented fallback, off by default: a wrong-sized map usually means maps and images from different releases).
-Malformed JSON fields raise ``DataFormatError`` naming the file and the entry.
+Malformed JSON fields (a missing field, ``fixations`` not a list of integer ``[row, col]`` pairs, a fixation outside
+the image, an unknown or repeated image id) raise ``DataFormatError`` naming the file and the entry.
 """
 
 from __future__ import annotations
