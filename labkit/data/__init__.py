@@ -8,17 +8,22 @@ All datasets share :class:`ImageTextDataset` (items are dicts with ``image``,
     coco = CocoCaptions("coco/val2017", "coco/annotations/captions_val2017.json")
     f30k = flickr30k("data/flickr30k", split="test")
     image, text = load_mindthegap_coco500()              # real CLIP ViT-B/16 embeddings of 500 COCO pairs (shipped)
+    sal = SaliconCaptions("coco/train2014", "coco/annotations/captions_train2014.json",
+                          fixations_file="salicon/fixations_train2014.json", maps_root="salicon/maps/train")
+    train = GazeRegularized(world.train, p=0.5)          # seed 003 eq. 2 with attention probability p
     cc3m = ShardDataset("cc3m/{000000..000331}.tar", transform=preprocess, shuffle=True)   # webdataset, streamed
 """
 
 from . import caption_styles_imbalance  # registers make_world(pairing="attributes_0" … "attributes_4")
 from .base import DataFormatError, ImageTextDataset, default_transform
 from .coco import CocoCaptions
+from .gaze import GazeRegularized, attention_mask, gaze_modulate
 from .collate import PairCollator
 from .groups import CaptionGroups, GroupTokenizer
 from .karpathy import KarpathySplit, coco_karpathy, flickr8k, flickr30k
 from .text_as_image import TextAsImage, TextImageLayout
 from .mindthegap import load_mindthegap_coco500
+from .salicon import SaliconCaptions, fixation_map, read_fixations
 from .shards import MemoryPairs, ShardDataset, write_shards
 from .world import (
     COLOURS,
@@ -58,6 +63,12 @@ __all__ = [
     "TextAsImage",
     "TextImageLayout",
     "load_mindthegap_coco500",
+    "SaliconCaptions",
+    "read_fixations",
+    "fixation_map",
+    "GazeRegularized",
+    "gaze_modulate",
+    "attention_mask",
     "ShardDataset",
     "MemoryPairs",
     "write_shards",

@@ -47,6 +47,7 @@ __all__ = [
     "literal_captions",
     "complementary_captions",
     "saliency_maps",
+    "add_clutter",
     "SHAPES",
     "COLOURS",
     "SIZES",
@@ -297,6 +298,33 @@ def _mark_salient(objects: list[dict], bg_rgb: Sequence[int], s: float) -> None:
         o["salient"] = o["salience"] >= SALIENT_RATIO * best
 
 
+#: where distractor clutter goes: the four corners, clear of the five anchor positions of the scene's objects
+CORNERS: dict[str, tuple[float, float]] = {
+    "top left": (0.13, 0.13), "top right": (0.87, 0.13), "bottom left": (0.13, 0.87), "bottom right": (0.87, 0.87),
+}
+CLUTTER_RADIUS = (0.07, 0.10)  # fraction of the image side: about a small object's size
+
+
+def add_clutter(scenes: Sequence[dict], n: int, rng: random.Random, image_size: int) -> None:
+    """Give every scene ``n`` distractor objects (``scene["clutter"]``), in place: random shapes and colours from
+    the same vocabulary as the objects, in ``n`` of the four corners. They are drawn under the objects, no caption
+    mentions them, and the saliency map (computed from ``scene["objects"]`` only) leaves them out."""
+    s = float(image_size)
+    for sc in scenes:
+        items = []
+        for corner in rng.sample(list(CORNERS), n):
+            cx, cy = CORNERS[corner]
+            colour = rng.choice(COLOURS)
+            items.append({
+                "shape": rng.choice(SHAPES), "colour": colour, "position": corner,
+                "x": (cx + rng.uniform(-POSITION_JITTER, POSITION_JITTER)) * s,
+                "y": (cy + rng.uniform(-POSITION_JITTER, POSITION_JITTER)) * s,
+                "radius": rng.uniform(*CLUTTER_RADIUS) * s,
+                "rgb": [_jitter(c, OBJECT_JITTER, rng) for c in COLOUR_RGB[colour]],
+            })
+        sc["clutter"] = items
+
+
 # =========================================================================== rendering
 
 def _shape_distance(shape: str, dx: np.ndarray, dy: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -386,6 +414,10 @@ def render_images(scenes: Sequence[dict], image_size: int, rng: np.random.Genera
         chunk = scenes[start:start + RENDER_CHUNK]
         bg = np.array([sc["background_rgb"] for sc in chunk], dtype=np.float32)
         img = _backgrounds(bg, image_size, rng)
+        for layer in range(max((len(sc.get("clutter", ())) for sc in chunk), default=0)):  # under the objects
+            rows = [(i, sc["clutter"][layer]) for i, sc in enumerate(chunk) if len(sc.get("clutter", ())) > layer]
+            if rows:
+                _paint_layer(img, rows, image_size)
         for layer in range(len(N_OBJECT_WEIGHTS)):
             rows = [(i, sc["objects"][layer]) for i, sc in enumerate(chunk) if len(sc["objects"]) > layer]
             if rows:
@@ -868,7 +900,8 @@ def _splits(n: int, fractions: tuple[float, float, float], rng: np.random.Genera
 
 
 def make_world(n_pairs: int = 2000, seed: int = 0, image_size: int = 32, pairing: str = "literal",
-               n_captions: int = 5, split_fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> EmbeddedWorld:
+               n_captions: int = 5, split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
+               clutter: int = 0) -> EmbeddedWorld:
     """Generate an embedded world.
 
     Args:
@@ -881,14 +914,23 @@ def make_world(n_pairs: int = 2000, seed: int = 0, image_size: int = 32, pairing
             scenes, topics, saliency and splits.
         n_captions: distinct captions per image.
         split_fractions: (train, val, test), summing to 1.
+        clutter: distractor objects (0-4) drawn in the image corners, under the scene's objects, that no caption
+            mentions and the saliency map ignores (seed 003's gaze study, :func:`add_clutter`). 0 (default) gives
+            the world without clutter, byte-identical; the clutter has its own random stream, so everything else
+            (objects, captions, saliency, splits) is the same with or without it.
     """
     fractions = _validate(n_pairs, seed, image_size, pairing, n_captions, split_fractions)
+    if not isinstance(clutter, (int, np.integer)) or isinstance(clutter, bool) or not 0 <= clutter <= len(CORNERS):
+        raise ValueError(f"clutter must be an integer in [0, {len(CORNERS)}] (distractors per image), got {clutter!r}")
     n_pairs, seed, image_size, n_captions = int(n_pairs), int(seed), int(image_size), int(n_captions)
 
     # independent streams: the text stream of one pairing never disturbs pixels or splits
     scene_ss, render_ss, literal_ss, complementary_ss, split_ss = np.random.SeedSequence(seed).spawn(5)
     scene_rng = random.Random(int(scene_ss.generate_state(1, np.uint64)[0]))
     scenes = [sample_scene(scene_rng, image_size) for _ in range(n_pairs)]
+    if clutter:  # a sixth stream: the first five above are unchanged
+        clutter_ss = np.random.SeedSequence(seed).spawn(6)[5]
+        add_clutter(scenes, clutter, random.Random(int(clutter_ss.generate_state(1, np.uint64)[0])), image_size)
     images = render_images(scenes, image_size, np.random.default_rng(render_ss))
     saliency = saliency_maps(scenes, image_size)
 
@@ -896,7 +938,7 @@ def make_world(n_pairs: int = 2000, seed: int = 0, image_size: int = 32, pairing
     write = CAPTION_STYLES[pairing]
     captions = [write(sc, text_rng, n_captions) for sc in scenes]
 
-    return EmbeddedWorld(
+    world = EmbeddedWorld(
         images=images,
         captions=captions,
         topics=np.array([sc["topic"] for sc in scenes], dtype=np.int64),
@@ -908,3 +950,5 @@ def make_world(n_pairs: int = 2000, seed: int = 0, image_size: int = 32, pairing
         image_size=image_size,
         n_captions=n_captions,
     )
+    world.clutter = int(clutter)
+    return world

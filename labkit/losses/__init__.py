@@ -6,6 +6,8 @@ Objective.
                      processes (done once, in the Objective)
     modality         the gradient reversal layer, the modality classifier and its loss term, ``grl_objective``
                      (seed 000 eq. 5)
+    infonce          InfoNCE with a temperature and swappable negatives (seed 003 eq. 1; the samplers live in
+                     :mod:`labkit.negatives`)
     metric_learning  the hinge family (triplet, angular, N-pairs, symmetric: seed 001 eq. 1–4), the text / image
                      neighbour terms (eq. 6–7), ``ours_objective`` (eq. 8), STRUC
     center           the center loss with Wen et al.'s centre update (seed 002 eq. 1) and its softmax partner
@@ -17,6 +19,7 @@ Objective.
 from .center import CenterLoss, IdentitySoftmax, center_loss, center_objective, center_update
 from .contrastive import ClipLoss, Features, Objective, clip_loss, gather_features
 from .intra_modal import IntraModalLoss, eq2_literal, supcon_infonce
+from .infonce import InfoNCE, info_nce, infonce_objective
 from .metric_learning import (AngularNPSym, CrossModalLoss, ImageNeighbourLoss, StructureLoss, TextNeighbourLoss,
                               TripletNPSym, angular_hinge, baseline_objective, n_pairs, ours_objective,
                               triplet_hinge)
@@ -29,6 +32,7 @@ __all__ = [
     "Features", "clip_loss", "ClipLoss", "Objective", "gather_features",
     "grad_reverse", "GradientReversal", "ModalityClassifier", "ModalityLoss", "stack_modalities", "grl_objective",
     "LAMBDA_MODES", "PAPER_LAMBDAS",
+    "info_nce", "InfoNCE", "infonce_objective",
     "triplet_hinge", "angular_hinge", "n_pairs", "CrossModalLoss", "AngularNPSym", "TripletNPSym",
     "TextNeighbourLoss", "ImageNeighbourLoss", "StructureLoss", "baseline_objective", "ours_objective",
     "CenterLoss", "IdentitySoftmax", "center_loss", "center_objective", "center_update",

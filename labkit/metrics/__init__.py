@@ -7,11 +7,13 @@
     neighbourhood neighbourhood preservation (seed 001 Table 3)
     ranking       precision@k and mAP@k with graded truth, category-level retrieval (seed 004 eq. 6)
     nway          the N-way R@1 in expectation over the distractor draws (closed form, no sampling noise)
+    batch         accuracy, loss and average similarity within validation batches (seed 003 Tables 2–5)
 
 Every function takes ``(n, d)`` arrays or tensors, L2-normalises rows first and raises ``ValueError`` naming the
 offending parameter on bad input; outputs are plain floats ready for ``metrics.json``.
 """
 
+from .batch import batch_metrics
 from .gap import (center_modalities, centroid_distances, drop_gap_dimensions, extended_gap_report, gap_dimension_shares,
                   gap_direction, gap_report, linear_separability, modality_gap, modality_silhouette, pc1_stats,
                   relative_modality_gap, shift_along_gap)
@@ -48,4 +50,5 @@ __all__ = [
     "category_retrieval",
     "expected_nway_recall",
     "expected_nway_retrieval",
+    "batch_metrics",
 ]

@@ -7,13 +7,15 @@
     two_stream  seed 001's two-stream CNN + GRU (§3.3, scaled to a CPU)
     single_network  seed 002's one CNN for images and captions written as images (§3.2)
     staged      seed 004's staged model: single-modality views of a CLIP's towers and the stage-3 linear map
+    student_teacher  seed 003's student–teacher network (§2.2, Fig. 2): ResNet / LSTM students, FC teachers
 """
 
 from .clip import CONFIG_DIR, ClipBundle, create_model, embed_dim_of, encode, list_labkit_models
 from .single_network import ResidualCNN, SingleNetwork, create_single_network
 from .staged import LinearMap, ModalityView, StagedModel, tower_parameters
+from .student_teacher import StudentTeacher, create_student_teacher
 from .two_stream import TwoStreamModel, create_two_stream
 
 __all__ = ["ClipBundle", "create_model", "list_labkit_models", "encode", "embed_dim_of", "CONFIG_DIR",
            "TwoStreamModel", "create_two_stream", "SingleNetwork", "ResidualCNN", "create_single_network",
-           "StagedModel", "ModalityView", "LinearMap", "tower_parameters"]
+           "StagedModel", "ModalityView", "LinearMap", "tower_parameters", "StudentTeacher", "create_student_teacher"]
