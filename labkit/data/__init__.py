@@ -1,14 +1,19 @@
-"""labkit.data: the embedded procedural world and real-format loaders.
+"""labkit.data: the embedded procedural worlds and real-format loaders.
 
 All datasets share :class:`ImageTextDataset` (items are dicts with ``image``,
-``captions``, ``pair_id``, ``topic``, ``saliency``, ``index``)::
+``captions``, ``pair_id``, ``topic``, ``saliency``, ``index``; audio datasets,
+:class:`AudioTextDataset`, carry ``audio`` instead of ``image``)::
 
-    from labkit.data import make_world, CocoCaptions, flickr30k
+    from labkit.data import make_world, make_sound_world, CocoCaptions, flickr30k, AudioCaps, Clotho
     world = make_world(n_pairs=2000, seed=0)             # world.train / .val / .test
+    sounds = make_sound_world(n_clips=1000, seed=0)      # the same splits and item interface, with audio
     coco = CocoCaptions("coco/val2017", "coco/annotations/captions_val2017.json")
     f30k = flickr30k("data/flickr30k", split="test")
+    clotho = Clotho("data/clotho", split="test")
 """
 
+from .audio import AudioTextDataset, FixedLength, load_audio
+from .audio_captions import AudioCaps, Clotho
 from .base import DataFormatError, ImageTextDataset, default_transform
 from .coco import CocoCaptions
 from .collate import PairCollator
@@ -24,6 +29,7 @@ from .world import (
     make_world,
     register_caption_style,
 )
+from .sound_world import SOUND_TOPIC_NAMES, SOURCE_NAMES, SoundWorld, SoundWorldDataset, make_sound_world
 
 __all__ = [
     "DataFormatError",
@@ -44,4 +50,14 @@ __all__ = [
     "coco_karpathy",
     "flickr30k",
     "flickr8k",
+    "AudioTextDataset",
+    "FixedLength",
+    "load_audio",
+    "AudioCaps",
+    "Clotho",
+    "SoundWorld",
+    "SoundWorldDataset",
+    "make_sound_world",
+    "SOURCE_NAMES",
+    "SOUND_TOPIC_NAMES",
 ]
