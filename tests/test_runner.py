@@ -51,6 +51,14 @@ def test_runs_all_notebooks_and_writes_summary(notebooks, tmp_path):
     assert "02_b" in (run / "summary.md").read_text()
     record = json.loads((run / "run.json").read_text())
     assert record["notebooks"]["01_a"]["parameters"].keys() == {"seed", "output_dir"}  # only_b not passed to 01
+    # the run explains itself: commit (None without git), package versions, device, parameters and seeds
+    assert {"git", "packages", "device", "parameters", "seeds", "created", "command"} <= set(record)
+    assert record["seeds"] == {"01_a": 7, "02_b": 7} and record["parameters"] == {"seed": 7, "only_b": "yes"}
+    assert record["packages"]["papermill"] and record["device"]["requested"] == "auto"
+    assert record["notebooks"]["01_a"]["effective_parameters"]["x"] == 1.0
+    lines = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    assert [(r["notebook"], r["status"], r["metrics"]["x"]) for r in lines] == [("01_a", "ok", 1.0), ("02_b", "ok", 2.0)]
+    assert lines[0]["commit"] == record["git"]["commit"] and lines[1]["parameters"]["only_b"] == "yes"
 
 
 def test_unknown_parameter_is_an_error(notebooks, tmp_path):
@@ -74,3 +82,16 @@ def test_only_selects_notebooks(notebooks, tmp_path):
     assert main(["--notebooks-dir", str(notebooks), "--runs-dir", str(tmp_path / "runs"), "--name", "o",
                  "--only", "02", "only_b=1"]) == 0
     assert not (tmp_path / "runs" / "o" / "01_a").exists()
+
+
+def test_runs_never_overwrite_each_other(notebooks, tmp_path):
+    from labkit.io import new_run_dir
+
+    runs = tmp_path / "runs"
+    (runs / "taken").mkdir(parents=True)
+    (runs / "taken" / "keep.txt").write_text("old")
+    with pytest.raises(SystemExit, match="taken already exists"):
+        main(["--notebooks-dir", str(notebooks), "--runs-dir", str(runs), "--name", "taken"])
+    assert (runs / "taken" / "keep.txt").read_text() == "old" and len(list((runs / "taken").iterdir())) == 1
+    a, b = new_run_dir(runs), new_run_dir(runs)  # default names: timestamps, made unique within a second
+    assert a != b and a.is_dir() and b.is_dir()

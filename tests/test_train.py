@@ -266,3 +266,43 @@ def test_sgd_and_a_fixed_temperature():
         TrainConfig(optimizer="adam")
     with pytest.raises(ValueError, match="temperature"):
         TrainConfig(temperature=0.001)
+
+
+def test_epoch_order_is_labkit_0_1s_order():
+    """The seeded order of labkit 0.1 (DataLoader(shuffle=True, generator=g) iterated through tqdm.auto, which makes
+    an extra iterator) is kept bit for bit by EpochSampler, so every seed trains on the same batches as before."""
+    from tqdm.auto import tqdm
+    from torch.utils.data import DataLoader
+
+    from labkit.train import EpochSampler
+
+    items = list(range(50))
+    for seed, epoch in [(0, 0), (3 * 100_003, 1), (7, 5)]:
+        g = torch.Generator()
+        loader = DataLoader(items, batch_size=8, shuffle=True, generator=g, drop_last=True)
+        g.manual_seed(seed + epoch)
+        old = [x for batch in tqdm(loader, disable=True) for x in batch.tolist()]
+        sampler = EpochSampler(items, batch_size=8, seed=seed, drop_last=True)
+        sampler.set_epoch(epoch)
+        assert list(sampler) == old
+
+
+def test_sigint_mid_epoch_writes_a_step_checkpoint_and_resume_is_exact(tmp_path):
+    import os
+    import signal
+
+    from labkit.train import TrainingInterrupted
+
+    straight, h_straight = _run(epochs=2)
+    b = create_model("labkit-tiny", seed=0)
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=1e-3, warmup_steps=2, seed=0, device="cpu", progress=False,
+                      checkpoint_dir=str(tmp_path))
+    interrupt = lambda step, logs: os.kill(os.getpid(), signal.SIGINT) if step == 3 else None  # noqa: E731
+    with pytest.raises(TrainingInterrupted, match="SIGINT received: stopped after step 1 of epoch 2"):
+        fit(b.model, Objective(), ColourWords(), b.tokenizer, cfg, on_step=interrupt)
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["epoch"] == 1 and state["partial"]["step"] == 1
+    resumed, h_resumed = _run(tmp_path, epochs=2, resume=True, model_seed=123)
+    cols = [c for c in h_straight if c not in ("seconds", "samples_per_s")]
+    assert h_resumed[cols].equals(h_straight[cols])
+    assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))

@@ -10,6 +10,7 @@ All datasets share :class:`ImageTextDataset` (items are dicts with ``image``,
     coco = CocoCaptions("coco/val2017", "coco/annotations/captions_val2017.json")
     f30k = flickr30k("data/flickr30k", split="test")
     clotho = Clotho("data/clotho", split="test")
+    cc3m = ShardDataset("cc3m/{000000..000331}.tar", transform=preprocess, shuffle=True)   # webdataset, streamed
 """
 
 from .audio import AudioTextDataset, FixedLength, load_audio
@@ -18,6 +19,7 @@ from .base import DataFormatError, ImageTextDataset, default_transform
 from .coco import CocoCaptions
 from .collate import PairCollator
 from .karpathy import KarpathySplit, coco_karpathy, flickr8k, flickr30k
+from .shards import MemoryPairs, ShardDataset, write_shards
 from .world import (
     COLOURS,
     CAPTION_STYLES,
@@ -60,4 +62,7 @@ __all__ = [
     "make_sound_world",
     "SOURCE_NAMES",
     "SOUND_TOPIC_NAMES",
+    "ShardDataset",
+    "MemoryPairs",
+    "write_shards",
 ]

@@ -22,7 +22,16 @@ state (a queue) are modules, so the optimiser and the checkpoint pick them up th
 and ``objective.state_dict()``.
 
 **Distributed training.** Gathering embeddings across processes is done once, here, by :func:`gather_features`
-(identity in a single process), before the terms see the batch — as open_clip does in its loss.
+(identity in a single process), before the terms see the batch — as open_clip does in its loss. The terms see the
+embeddings of the *global* batch (every process's rows, in rank order, with gradients flowing back to their owners);
+``features.local_rows`` says which rows this process computed, and ``features.batch`` holds only those rows' fields.
+Each process's loss is then a function of the global batch; since DistributedDataParallel averages the gradients
+over processes and the all-gather's backward sums them, the update is exactly that of one process on the global
+batch. ``ClipLoss(local_loss=True)`` is open_clip's ``local_loss``: each process scores only its own rows against
+all gathered columns (labels offset by its first row), which costs N·W instead of (N·W)² logits per process and
+gives the same gradient (the loss logged is the mean over processes, which equals the global loss).
+A term that keeps state across steps (the MoCo queue) gathers what it stores *without* gradients — the keys and the
+pair ids of the global batch — so that every process holds the same queue (see :mod:`labkit.train`).
 """
 
 from __future__ import annotations
@@ -46,12 +55,16 @@ class Features:
     first modality, whichever it is: images, or audio clips for an audio–text model);
     ``logit_scale`` is ``1/τ`` (already exponentiated); ``batch`` holds the rest of the batch
     (e.g. ``topic``, ``saliency``, ``pair_id``, ``index``), already on the right device.
+    ``local_rows``: under torchrun, ``image``/``text`` are the global batch gathered from every process and
+    ``local_rows`` the slice of them this process computed (the rows ``batch`` describes); ``None`` in one process,
+    where every row is local.
     """
 
     image: torch.Tensor
     text: torch.Tensor
     logit_scale: torch.Tensor
     batch: Mapping[str, Any] = field(default_factory=dict)
+    local_rows: slice | None = None
 
 
 def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor | float) -> torch.Tensor:
@@ -72,9 +85,22 @@ def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torc
 
 
 class ClipLoss(nn.Module):
-    """The CLIP contrastive term (eq. 1–3) as a loss term; logs the in-batch accuracy of both directions."""
+    """The CLIP contrastive term (eq. 1–3) as a loss term; logs the in-batch accuracy of both directions.
+
+    Args:
+        local_loss: open_clip's option for multi-process training: each process computes the loss of its own rows
+            (``features.local_rows``) against all gathered columns, targets offset by its first row, instead of the
+            whole global (N·W)² matrix. Same gradient, less compute; identical to the default in one process.
+    """
+
+    def __init__(self, local_loss: bool = False):
+        super().__init__()
+        self.local_loss = bool(local_loss)
 
     def forward(self, features: Features):
+        rows = features.local_rows
+        if self.local_loss and rows is not None and rows.stop - rows.start != features.image.shape[0]:
+            return self._local(features, rows)
         loss = clip_loss(features.image, features.text, features.logit_scale)
         with torch.no_grad():
             sims = features.image @ features.text.T
@@ -85,19 +111,55 @@ class ClipLoss(nn.Module):
             }
         return loss, logs
 
+    @staticmethod
+    def _local(features: Features, rows: slice):
+        """open_clip's ``local_loss``: this process's rows against every gathered column (eq. 2 and 3 row-wise)."""
+        s = features.logit_scale
+        logits_per_image = s * features.image[rows] @ features.text.T
+        logits_per_text = s * features.text[rows] @ features.image.T
+        targets = torch.arange(rows.start, rows.stop, device=features.image.device)
+        loss = 0.5 * (F.cross_entropy(logits_per_image, targets) + F.cross_entropy(logits_per_text, targets))
+        with torch.no_grad():
+            logs = {
+                "batch_acc_i2t": (logits_per_image.argmax(1) == targets).float().mean().item(),
+                "batch_acc_t2i": (logits_per_text.argmax(1) == targets).float().mean().item(),
+            }
+        return loss, logs
+
+
+class _AllGather(torch.autograd.Function):
+    """All-gather along dim 0 in rank order; backward: this process's slice of the gradient summed over processes
+    (every process's loss depends on every row, so each row's owner collects all of their gradients)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous()
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x)
+        ctx.rows = slice(dist.get_rank() * x.shape[0], (dist.get_rank() + 1) * x.shape[0])
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        if dist.get_backend() == "nccl":  # a reduce-scatter moves 1/W of the data an all-reduce does
+            out = grad.new_empty((ctx.rows.stop - ctx.rows.start, *grad.shape[1:]))
+            dist.reduce_scatter_tensor(out, grad)
+            return out
+        grad = grad.clone()
+        dist.all_reduce(grad)  # gloo has no reduce-scatter
+        return grad[ctx.rows]
+
 
 def gather_features(image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """All-gather embeddings across processes with gradients flowing to the local shard.
+    """All-gather embeddings across processes (rank order) with gradients flowing back to each row's owner.
 
-    Identity when torch.distributed is not initialised (the single-process case, CPU or one GPU).
+    Identity when torch.distributed is not initialised (the single-process case, CPU or one GPU). Every process
+    must pass the same number of rows (labkit's sampler gives each an equal block of the global batch).
     """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return image, text
-    from torch.distributed.nn import all_gather  # autograd-aware: gradients reach every shard's owner
-
-    all_image = torch.cat(all_gather(image), dim=0)
-    all_text = torch.cat(all_gather(text), dim=0)
-    return all_image, all_text
+    return _AllGather.apply(image), _AllGather.apply(text)
 
 
 class Objective(nn.Module):
@@ -128,8 +190,10 @@ class Objective(nn.Module):
 
     def forward(self, features: Features) -> tuple[torch.Tensor, dict[str, float]]:
         image, text = gather_features(features.image, features.text)
-        if image is not features.image:
-            features = Features(image, text, features.logit_scale, features.batch)
+        if image is not features.image:  # under torchrun: the global batch, this process's rows at its rank
+            n = features.image.shape[0]
+            rank = dist.get_rank()
+            features = Features(image, text, features.logit_scale, features.batch, slice(rank * n, (rank + 1) * n))
         total = features.image.new_zeros(())
         logs: dict[str, float] = {}
         for name, term in self.terms.items():

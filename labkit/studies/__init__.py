@@ -6,4 +6,5 @@ a notebook calls.
     sweep                     grid × seeds → DataFrame, mean ± std, paired differences (every multi-seed study)
     grl_sweep                 seed 000's λ sweep of the GRL gap reducer (notebook 04)
     semantic_neighbourhoods   seed 001's Tables 1, 3 and 4 (notebook 06)
+    train_cli                 the command-line entry point: one recipe, one run, one process or many (torchrun)
 """
