@@ -29,8 +29,9 @@ drops those clips and lists them in ``missing_files`` — AudioCaps' YouTube vid
 copies usually need "skip". Malformed CSVs raise :class:`~labkit.data.base.DataFormatError` naming the file, the
 line and the field.
 
-(``aac-datasets`` reads these layouts too, but it requires torchaudio, which has no build matching labkit's torch;
-the CSVs are simple enough for the standard library.)
+(``aac-datasets`` 0.7 reads these layouts too, but it requires torchaudio — whose wheels carry C++ extensions built
+for one torch release, not labkit's — plus Hugging Face ``datasets`` and ``py7zr``; the CSVs are simple enough for the
+standard library, the audio for soundfile.)
 """
 
 from __future__ import annotations
