@@ -196,6 +196,7 @@ def audio_lambda_sweep(
     lambda_on: str = "grl",
     classifier: Mapping[str, Any] | None = None,
     model_name: str = "labkit-audio-tiny",
+    classifier_lr_scale: float | None = None,
     log: Callable[[str], None] | None = print,
     **train_settings: Any,
 ) -> GrlSweep:
@@ -203,7 +204,10 @@ def audio_lambda_sweep(
     given optimiser, measured on the held-out split. Returns a :class:`~labkit.studies.grl_sweep.GrlSweep` (its
     table: ``lambda``, ``seed``, the gap family, the recalls, ``init/…``, ``chance/…``, ``classifier_acc_train`` /
     ``classifier_acc_test``, ``classifier_bce_train`` (the classifier's BCE over the last epoch: ln 2 ≈ 0.693 means
-    it has not learned), ``train_seconds``), so its tables, curves and flat metrics are notebook 04's."""
+    it has not learned), ``train_seconds``), so its tables, curves and flat metrics are notebook 04's.
+
+    ``classifier_lr_scale``: the modality classifier trains at the schedule's learning rate times this (the
+    ``lr_scale`` seam of :func:`labkit.train.param_groups`; None: the encoders' rate, as seed 000 states it)."""
     lambdas = [_check_lambda(l) for l in lambdas]
     classifier = dict(classifier or {})
     embed_dim = embed_dim_of(audio_config(model_name)["text_model"])
@@ -211,6 +215,8 @@ def audio_lambda_sweep(
     def run(seed: int, **config: Any):
         lambd = config["lambda"]
         objective = grl_objective(lambd, embed_dim, lambda_on=lambda_on, seed=seed, **classifier)
+        if classifier_lr_scale is not None:
+            objective.terms["modality"].lr_scale = float(classifier_lr_scale)
         result = train_audio_clip(source, seed=seed, objective=objective, model_name=model_name,
                                   optimizer=optimizer, **train_settings)
         term: ModalityLoss = objective.terms["modality"]
