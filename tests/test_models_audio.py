@@ -14,7 +14,7 @@ from labkit.io import save_checkpoint
 from labkit.losses import Objective, grl_objective
 from labkit.models import create_model, list_labkit_models
 from labkit.models.audio import (AUDIO_CONFIG_DIR, ConvAudioEncoder, LogMel, audio_config, create_audio_model,
-                                 list_audio_models)
+                                 list_audio_models, log_mel_spectrogram)
 from labkit.train import TrainConfig, fit
 
 
@@ -37,6 +37,25 @@ def test_log_mel_equals_librosa(n_fft, hop, n_mels, fmin, fmax):
     assert np.abs(out - ref)[ref > -90].max() < 1e-3 and np.abs(out - ref).max() < 1e-2
     batch = frontend(torch.from_numpy(np.stack([y, y[::-1].copy()])))
     assert batch.shape == (2, *ref.shape) and torch.allclose(batch[0], torch.from_numpy(out))
+
+
+def test_log_mel_spectrogram_by_hand_on_a_small_signal():
+    """The functional form (notebook 05's exercise reference) on 8 samples, 4-point frames, hop 4, 2 bands, against
+    a loop: zero-padded centred frames, periodic Hann, |DFT|², M @ power, 10 log10 max(·, amin)."""
+    x = torch.tensor([0.0, 1.0, 0.5, -0.5, 0.25, 0.0, -1.0, 0.0])
+    m = torch.tensor([[1.0, 0.5, 0.0], [0.0, 0.5, 1.0]])
+    out = log_mel_spectrogram(x, m, n_fft=4, hop_length=4)
+    padded = np.concatenate([np.zeros(2), x.numpy(), np.zeros(2)])
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(4) / 4)
+    expected = np.zeros((2, 3))
+    for t in range(3):
+        frame = padded[4 * t:4 * t + 4] * window
+        power = np.abs([sum(frame[n] * np.exp(-2j * np.pi * k * n / 4) for n in range(4)) for k in range(3)]) ** 2
+        expected[:, t] = 10 * np.log10(np.maximum(m.numpy() @ power, 1e-10))
+    np.testing.assert_allclose(out.numpy(), expected, atol=1e-4)
+    frontend = LogMel(16000, 512, 160, 16)
+    y = torch.randn(4000, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(frontend(y), log_mel_spectrogram(y, frontend.mel_basis, 512, 160))
 
 
 def test_log_mel_filterbank_is_librosas_and_not_in_the_state_dict():

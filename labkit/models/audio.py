@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from ..data.audio import FixedLength
 from .clip import CONFIG_DIR, ClipBundle, create_model, embed_dim_of
 
-__all__ = ["LogMel", "ConvAudioEncoder", "AudioTextModel", "AudioBundle", "create_audio_model",
+__all__ = ["LogMel", "log_mel_spectrogram", "ConvAudioEncoder", "AudioTextModel", "AudioBundle", "create_audio_model",
            "list_audio_models", "audio_config", "count_parameters", "AUDIO_CONFIG_DIR"]
 
 AUDIO_CONFIG_DIR = CONFIG_DIR / "audio"
@@ -75,6 +75,22 @@ AUDIO_DEFAULTS: dict[str, Any] = {
     "convs_per_block": 1,
     "dropout": 0.0,
 }
+
+
+def log_mel_spectrogram(wave: torch.Tensor, mel_basis: torch.Tensor, n_fft: int, hop_length: int,
+                        window: torch.Tensor | None = None, amin: float = 1e-10) -> torch.Tensor:
+    r"""The log-mel spectrogram in dB, :math:`10\log_{10}\max(M\,|\mathrm{STFT}(x)|^2,\ a_{\min})`: a periodic Hann
+    window of ``n_fft`` samples (default), hop ``hop_length``, centred frames with zero padding, the filterbank
+    ``mel_basis`` (M: (n_mels, 1 + n_fft // 2)). (T,) → (n_mels, frames), (B, T) → (B, n_mels, frames); float32 even
+    under autocast. What :class:`LogMel` computes with librosa's filterbank."""
+    if window is None:
+        window = torch.hann_window(n_fft, periodic=True, device=wave.device)
+    with torch.autocast(device_type=wave.device.type, enabled=False):
+        spec = torch.stft(wave.float(), n_fft, hop_length=hop_length, window=window, center=True,
+                          pad_mode="constant", return_complex=True)
+        power = spec.real.square() + spec.imag.square()
+        mel = torch.matmul(mel_basis, power)
+        return 10.0 * torch.log10(mel.clamp_min(amin))
 
 
 class LogMel(nn.Module):
@@ -103,12 +119,7 @@ class LogMel(nn.Module):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         if wave.ndim not in (1, 2):
             raise ValueError(f"LogMel expects a waveform (T,) or a batch (B, T), got shape {tuple(wave.shape)}")
-        with torch.autocast(device_type=wave.device.type, enabled=False):
-            spec = torch.stft(wave.float(), self.n_fft, hop_length=self.hop_length, window=self.window, center=True,
-                              pad_mode="constant", return_complex=True)
-            power = spec.real.square() + spec.imag.square()
-            mel = torch.matmul(self.mel_basis, power)
-            return 10.0 * torch.log10(mel.clamp_min(self.amin))
+        return log_mel_spectrogram(wave, self.mel_basis, self.n_fft, self.hop_length, self.window, self.amin)
 
     def extra_repr(self) -> str:
         return (f"sample_rate={self.sample_rate}, n_fft={self.n_fft}, hop_length={self.hop_length}, "
