@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 
 from labkit.studies.audio_gap import (AUDIO_PROFILES, ModalityComparison, RealAudioSource, _sweep_claims,
+                                      classifier_probe,
                                       audio_claims, audio_settings, modality_comparison, open_sound_source, table1,
                                       train_audio_clip)
 from labkit.studies.grl_sweep import GrlSweep
@@ -138,3 +139,40 @@ def test_real_data_path_trains_on_a_clotho_fixture(tmp_path):
                               warmup_steps=1, clip_seconds=1.0)
     assert result.final.image.shape == (4, 64) and result.final.text.shape == (20, 64)
     assert "T-A avg" in table1(GrlSweep(pd.DataFrame([{"lambda": 0.0, **_row(0)}]), ("lambda",), {})).columns
+
+
+def test_classifier_probe_sgd_l2_pins_the_classifier_at_chance_and_adamw_learns():
+    rng = np.random.default_rng(0)
+    mu = rng.normal(size=16)
+    mu /= np.linalg.norm(mu)
+    audio, text = rng.normal(size=(64, 16)) * 0.1 + 0.5 * mu, rng.normal(size=(64, 16)) * 0.1 - 0.5 * mu
+    runs = {"sgd l2": ("sgd", 0.1, 0.1), "sgd": ("sgd", 0.1, 0.0), "adamw": ("adamw", 2e-3, 0.1)}
+    probe = classifier_probe(audio, text, runs, depth=5, steps=56, batch_size=32)
+    assert probe.loc["sgd l2", "bce_after"] == pytest.approx(np.log(2), abs=2e-3)  # L2 0.1 keeps it at chance
+    assert probe.loc["sgd", "accuracy_after"] == 1.0 and probe.loc["adamw", "accuracy_after"] == 1.0
+    assert probe.loc["sgd", "bce_at_init"] == pytest.approx(np.log(2), abs=0.01)
+    again = classifier_probe(audio, text, runs, depth=5, steps=56, batch_size=32)
+    pd.testing.assert_frame_equal(probe, again)
+    with pytest.raises(ValueError, match="optimizer"):
+        classifier_probe(audio, text, {"x": ("lbfgs", 0.1, 0.0)})
+    with pytest.raises(ValueError, match="equal in shape"):
+        classifier_probe(audio, text[:5], runs)
+
+
+def test_sgd_weight_decay_reaches_the_optimizer(monkeypatch):
+    import labkit.studies.audio_gap as study
+
+    seen = {}
+    real_fit = study.fit
+
+    def spy(model, objective, dataset, tokenizer, config):
+        seen[config.optimizer] = (config.weight_decay, config.lr)
+        return real_fit(model, objective, dataset, tokenizer, config)
+
+    monkeypatch.setattr(study, "fit", spy)
+    world = open_sound_source(n_clips=40, seed=0, clip_seconds=1.0)
+    kwargs = dict(epochs=1, batch_size=16, lr=2e-3, sgd_lr=5e-3, device="cpu", progress=False, weight_decay=0.2)
+    train_audio_clip(world, optimizer="sgd", sgd_weight_decay=0.0, **kwargs)
+    train_audio_clip(world, optimizer="adamw", sgd_weight_decay=0.0, **kwargs)
+    assert seen == {"sgd": (0.0, 5e-3), "adamw": (0.2, 2e-3)}
+    assert AUDIO_PROFILES["smoke"]["sgd_weight_decay"] == 0.0

@@ -38,7 +38,7 @@ from .sweep import Sweep, run_grid
 
 __all__ = ["AUDIO_PROFILES", "OPTIMIZERS", "GAP_KEYS", "audio_settings", "open_sound_source", "RealAudioSource",
            "train_audio_clip", "audio_lambda_sweep", "image_baseline", "modality_comparison", "ModalityComparison",
-           "audio_claims", "learned_ratio", "LEARNED_RATIO"]
+           "audio_claims", "learned_ratio", "LEARNED_RATIO", "classifier_probe"]
 
 OPTIMIZERS = ("adamw", "sgd")
 SUMMARY_KEYS = ("gap", "silhouette", "mean_recall", "classifier_acc_test", "classifier_bce_train")
@@ -55,10 +55,13 @@ LEARNED_RATIO = 5.0
 # channels), 8 epochs of 7 steps of 64 (the largest batch that leaves several steps per epoch; seed 000 used 880).
 # The image CLIP needs about this many steps to reach 5x chance (measured, 3 seeds: 2.6x with 360 training pairs,
 # 5.4x with 480). The image world has the same number of pairs and splits, epochs, batch size and learning rate (the
-# same budget), and its CLIP the same text tower. SGD runs at seed 000's CLAP learning rate (5e-3, momentum 0.9).
+# same budget), and its CLIP the same text tower. SGD runs at seed 000's CLAP learning rate (5e-3, momentum 0.9), with
+# no weight decay (SGD's is an L2 gradient term: AdamW's 0.1 pins the classifier at BCE = ln 2, measured by
+# classifier_probe) and the modality classifier at 20x that rate (a fresh 5-layer classifier outputs a near-constant
+# logit, and at 5e-3 SGD does not leave that plateau within these 56 steps; seed 000 trained for far longer).
 # "full" is a real run (CNN14 layout, 4 s clips; a GPU helps); "tiny" is what the tests execute (it proves that the
 # notebook runs, not what it finds).
-_COMMON = {"momentum": 0.9, "sgd_lr": 5e-3, "n_seeds": 3, "lambdas": tuple(PAPER_LAMBDAS),
+_COMMON = {"momentum": 0.9, "sgd_lr": 5e-3, "sgd_weight_decay": 0.0, "sgd_classifier_lr_scale": 20.0, "n_seeds": 3, "lambdas": tuple(PAPER_LAMBDAS),
            "model_name": "labkit-audio-tiny", "image_model": "labkit-tiny", "image_size": 32}
 AUDIO_PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {**_COMMON, "n_clips": 800, "split_fractions": (0.6, 0.1, 0.3), "clip_seconds": 1.5, "epochs": 8,
@@ -112,11 +115,15 @@ def open_sound_source(dataset: str = "embedded", data_root: str | None = None, n
 
 # =========================================================================== one training
 
-def _optimizer_settings(optimizer: str, lr: float, sgd_lr: float | None, momentum: float) -> dict[str, Any]:
+def _optimizer_settings(optimizer: str, lr: float, sgd_lr: float | None, momentum: float,
+                        sgd_weight_decay: float | None = None) -> dict[str, Any]:
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     if optimizer == "sgd":
-        return {"optimizer": "sgd", "lr": float(sgd_lr if sgd_lr is not None else lr), "momentum": float(momentum)}
+        out = {"optimizer": "sgd", "lr": float(sgd_lr if sgd_lr is not None else lr), "momentum": float(momentum)}
+        if sgd_weight_decay is not None:
+            out["weight_decay"] = float(sgd_weight_decay)
+        return out
     return {"optimizer": "adamw", "lr": float(lr)}
 
 
@@ -132,6 +139,7 @@ def train_audio_clip(
     optimizer: str = "adamw",
     sgd_lr: float | None = None,
     momentum: float = 0.9,
+    sgd_weight_decay: float | None = None,
     device: str = "auto",
     eval_split: str = "test",
     progress: bool = True,
@@ -143,14 +151,17 @@ def train_audio_clip(
     ``objective`` (default: the CLIP loss alone) and measure ``eval_split`` before and after — the audio twin of
     :func:`labkit.studies.recipe.train_clip`.
 
-    ``optimizer="sgd"`` trains at ``sgd_lr`` (seed 000's CLAP: 5e-3) with ``momentum``; ``"adamw"`` at ``lr``.
+    ``optimizer="sgd"`` trains at ``sgd_lr`` (seed 000's CLAP: 5e-3) with ``momentum`` and, when given,
+    ``sgd_weight_decay`` (SGD's weight decay is an L2 term added to the gradient, not AdamW's decoupled shrinkage, so
+    AdamW's 0.1 does not carry over: it pins the modality classifier at BCE = ln 2, see :func:`classifier_probe`);
+    ``"adamw"`` at ``lr``.
     ``clip_seconds`` / ``audio_cfg`` override the audio config; other keyword arguments go to
     :class:`~labkit.train.TrainConfig` (unknown keys such as profile entries are ignored).
     """
     known = set(TrainConfig.__dataclass_fields__)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, device=device, progress=progress,
-                         **_optimizer_settings(optimizer, lr, sgd_lr, momentum),
-                         **{k: v for k, v in train_kwargs.items() if k in known and k not in ("optimizer", "momentum")})
+                         **(opt := _optimizer_settings(optimizer, lr, sgd_lr, momentum, sgd_weight_decay)),
+                         **{k: v for k, v in train_kwargs.items() if k in known and k not in ("optimizer", *opt)})
     bundle = create_audio_model(model_name, checkpoint=checkpoint, seed=seed, clip_seconds=clip_seconds,
                                 **dict(audio_cfg or {}))
     embedded = hasattr(source, "audio") and hasattr(source, "clip_seconds")
@@ -309,6 +320,55 @@ def modality_comparison(sweeps: Mapping[str, GrlSweep], images: Sweep) -> Modali
     table = pd.concat(frames, ignore_index=True)
     table = table[["world", "seed", *[c for c in table.columns if c not in ("world", "seed")]]]
     return ModalityComparison(Sweep(table, ("world",), runs))
+
+
+def classifier_probe(audio: np.ndarray, text: np.ndarray, runs: Mapping[str, tuple[str, float, float]],
+                     depth: int = 5, steps: int = 56, batch_size: int = 64, momentum: float = 0.9,
+                     seed: int = 0) -> pd.DataFrame:
+    """Can seed 000's modality classifier learn under a given optimiser? Train it alone (fresh, seeded) for ``steps``
+    on frozen embeddings — ``batch_size`` pairs per step, both modalities, labels 0 = audio, 1 = text — once per
+    ``runs`` entry ``name: (optimizer "sgd" | "adamw", lr, weight_decay)``; SGD with ``momentum``, weight decay as each
+    optimiser applies it (SGD: L2 added to the gradient; AdamW: decoupled). Returns per run its BCE at the start and
+    the end (ln 2 ≈ 0.693: it has not learned), the accuracy at the end, and the logit spread at initialisation."""
+    import torch
+    import torch.nn.functional as F
+
+    from ..losses.modality import ModalityClassifier
+
+    a = torch.as_tensor(np.asarray(audio), dtype=torch.float32)
+    t = torch.as_tensor(np.asarray(text), dtype=torch.float32)
+    if a.ndim != 2 or a.shape != t.shape:
+        raise ValueError(f"audio and text must be (N, D) and equal in shape, got {tuple(a.shape)}, {tuple(t.shape)}")
+    rows = []
+    for name, (optimizer, lr, wd) in runs.items():
+        clf = ModalityClassifier(a.shape[1], depth=depth, seed=seed)
+        params = list(clf.parameters())
+        if optimizer == "sgd":
+            opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=wd)
+        elif optimizer == "adamw":
+            opt = torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+        else:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r} (run {name!r})")
+        order = torch.Generator().manual_seed(seed)
+        n = min(batch_size, len(a))
+        labels = torch.cat([torch.zeros(n), torch.ones(n)])
+        with torch.no_grad():
+            first = clf.logits(torch.cat([a, t]))
+        bce0 = float(F.binary_cross_entropy_with_logits(first, torch.cat([torch.zeros(len(a)), torch.ones(len(t))])))
+        for _ in range(steps):
+            idx = torch.randperm(len(a), generator=order)[:n]
+            loss = F.binary_cross_entropy_with_logits(clf.logits(torch.cat([a[idx], t[idx]])), labels)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            logits = clf.logits(torch.cat([a, t]))
+        y = torch.cat([torch.zeros(len(a)), torch.ones(len(t))])
+        rows.append({"run": name, "optimizer": optimizer, "lr": lr, "weight_decay": wd,
+                     "logit_std_at_init": float(first.std()), "bce_at_init": bce0,
+                     "bce_after": float(F.binary_cross_entropy_with_logits(logits, y)),
+                     "accuracy_after": float(((logits > 0).float() == y).float().mean())})
+    return pd.DataFrame(rows).set_index("run")
 
 
 # =========================================================================== claims
@@ -529,7 +589,8 @@ def results_markdown(comparison: ModalityComparison, sweeps: Mapping[str, GrlSwe
     lines = [f"### 05 · Audio–text vs image–text: the gap and the GRL on audio (seed 000, CLAP half)", "",
              f"Embedded sound world, {settings['n_clips']} clips of {settings['clip_seconds']:g} s (image world: "
              f"{settings['n_clips']} pairs), {settings['epochs']} epochs, batch {settings['batch_size']}, "
-             f"{n} seeds, mean ± std; AdamW lr {settings['lr']:g}, SGD lr {settings['sgd_lr']:g} "
+             f"{n} seeds, mean ± std; AdamW lr {settings['lr']:g}, SGD lr {settings['sgd_lr']:g} (weight decay "
+             f"{settings.get('sgd_weight_decay', 0.1):g}, classifier lr x{settings.get('sgd_classifier_lr_scale') or 1:g}) "
              f"(momentum {settings['momentum']:g}).", "",
              "**Gap family, audio vs image (same budget).**", "", _markdown(gap), "",
              "**Retrieval (test split; x = audio or image).**", "", _markdown(rec), ""]
