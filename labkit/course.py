@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import copy
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -36,7 +37,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 __all__ = ["BEGIN", "END", "STUB", "check", "EXERCISE_LOG", "solution_regions", "make_student", "fill_solutions",
-           "build_students", "count_exercises", "main"]
+           "build_students", "count_exercises", "exercise_titles", "exercise_problems", "main"]
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = 'raise NotImplementedError("exercise: write your solution here (see the hint above)")'
@@ -141,6 +142,41 @@ def count_exercises(nb) -> int:
     return sum(len(solution_regions(c.source, f"cell {i}")) for i, c in enumerate(_cells(nb)))
 
 
+_CHECK_CALL = re.compile(r"""\bcheck\(\s*(?P<q>["'])(?P<title>.+?)(?P=q)""")
+
+
+def exercise_titles(nb) -> list[str]:
+    """The titles of the exercises, i.e. of the ``check("title", ...)`` calls in cells that hold a solution region."""
+    titles = []
+    for i, cell in enumerate(_cells(nb)):
+        if solution_regions(cell.source, f"cell {i}"):
+            titles += [m.group("title") for m in _CHECK_CALL.finditer(cell.source)]
+    return titles
+
+
+def exercise_problems(nb, name: str = "notebook", minimum: int = 2, maximum: int = 4) -> list[str]:
+    """What is wrong with a source notebook's exercises (empty: well formed). Each cell with a solution region must
+    call :func:`check` after its last region (so an unsolved exercise falls back to labkit), titles are unique, and
+    a lesson holds ``minimum``–``maximum`` exercises."""
+    problems = []
+    for i, cell in enumerate(_cells(nb)):
+        try:
+            regions = solution_regions(cell.source, f"{name}, code cell {i}")
+        except ValueError as err:
+            problems.append(str(err))
+            continue
+        if regions:
+            after = "\n".join(cell.source.split("\n")[regions[-1].end + 1:])
+            if not _CHECK_CALL.search(after):
+                problems.append(f"{name}, code cell {i}: a solution region without a check(\"title\", ...) after it")
+    titles = exercise_titles(nb) if not problems else []
+    if len(set(titles)) != len(titles):
+        problems.append(f"{name}: exercise titles repeat: {sorted(t for t in set(titles) if titles.count(t) > 1)}")
+    if not problems and not minimum <= len(titles) <= maximum:
+        problems.append(f"{name}: {len(titles)} exercise(s); a lesson holds {minimum}–{maximum}")
+    return problems
+
+
 def make_student(nb, name: str = "notebook"):
     """The student version: each solution region replaced by :data:`STUB` at its indentation; outputs cleared."""
     out = copy.deepcopy(nb)
@@ -218,10 +254,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for p in paths:
             print(f"[course] {p}")
         return 0
+    failed = 0
     for path in sorted(Path(args.notebooks_dir).glob("[0-9][0-9]_*.ipynb")):
-        n = count_exercises(nbformat.read(path, as_version=4))
-        print(f"[course] {path.name}: {n} exercise(s)")
-    return 0
+        nb = nbformat.read(path, as_version=4)
+        problems = exercise_problems(nb, path.name)
+        failed += bool(problems)
+        print("[course] " + ("; ".join(problems) if problems else
+                             f"{path.name}: {', '.join(exercise_titles(nb))}"))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from labkit.course import (BEGIN, END, EXERCISE_LOG, STUB, check, count_exercises, fill_solutions, make_student,
-                           solution_regions)
+from labkit.course import (BEGIN, END, EXERCISE_LOG, STUB, check, count_exercises, exercise_problems, exercise_titles,
+                           fill_solutions, make_student, solution_regions)
 
 EXERCISE = f'''import numpy as np
 
@@ -88,3 +88,14 @@ def test_a_student_notebook_runs_to_the_end_on_the_fallback(tmp_path):
         execute_notebook(paths[name], tmp_path / f"{name}_out.ipynb", {"output_dir": str(tmp_path / name)})
     assert json.loads((tmp_path / "solution" / "log.json").read_text()) == [["double", "solved"]]
     assert json.loads((tmp_path / "student" / "log.json").read_text()) == [["double", "unsolved"]]
+
+
+def test_exercise_problems_name_what_is_wrong():
+    two = [EXERCISE, EXERCISE.replace('check("double"', 'check("double again"')]
+    assert exercise_problems(_notebook(*two), "ok.ipynb") == []
+    assert exercise_titles(_notebook(*two)) == ["double", "double again"]
+    no_check = f"{BEGIN}\nz = 3\n{END}\nprint(z)"
+    assert any("without a check" in p for p in exercise_problems(_notebook(EXERCISE, no_check), "a.ipynb"))
+    assert any("repeat" in p for p in exercise_problems(_notebook(EXERCISE, EXERCISE), "b.ipynb"))
+    assert any("1 exercise(s)" in p for p in exercise_problems(_notebook(EXERCISE), "c.ipynb"))
+    assert any("never closed" in p for p in exercise_problems(_notebook(f"{BEGIN}\nx = 1"), "d.ipynb"))
