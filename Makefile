@@ -38,6 +38,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/metrics_speed.py
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/grl_overhead.py
+	$(PY) benchmarks/negatives.py
+	$(PY) benchmarks/audio_frontend.py
 
 ## lab: JupyterLab on the notebooks
 lab: $(STAMP)

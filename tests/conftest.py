@@ -67,3 +67,15 @@ def run_notebook(tmp_path_factory, offline_log):
         return done[stem]
 
     return run
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models and tensors: one thread is as fast, and immune to other jobs oversubscribing the cores (the
+    previous thread count is restored after the test)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from labkit.data import CocoCaptions, DataFormatError, coco_karpathy, make_world
-from labkit.data.shards import ShardDataset, write_shards
+from labkit.data.shards import ShardDataset
 from labkit.evaluate import mean_pairwise_cosine
 from labkit.io import load_checkpoint, new_run_dir, read_jsonl, save_checkpoint, write_metrics
 from labkit.metrics import modality_gap, nway_recall, retrieval_recall

@@ -10,12 +10,7 @@ from labkit.data.gaze import OPENAI_MEAN, OPENAI_STD
 from labkit.data.text import WordTokenizer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_eq2_multiplies_every_channel_by_the_peak_normalised_map():

@@ -285,15 +285,6 @@ def _train_clouds(lambd, seed, lambda_on="grl", reverse=True, steps=100, n=64, d
     return gap0, modality_gap(a.detach(), b.detach()), logs["modality/accuracy"]
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny tensors: one thread is faster and far less sensitive to other load on the machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("seed", [0, 1])
 def test_grl_shrinks_the_gap_between_learnable_clouds(seed, one_thread):
     gap0, base, base_acc = _train_clouds(0.0, seed)

@@ -10,13 +10,7 @@ from labkit.metrics import retrieval_recall
 from labkit.models import LinearMap, ModalityView, StagedModel, create_model, create_single_network, tower_parameters
 from labkit.train import TrainConfig, fit
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train faster on one thread, and do not collapse when other jobs share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 

@@ -13,12 +13,7 @@ from labkit.models.student_teacher import load_distilbert_embeddings, wordpiece
 from labkit.train import TrainConfig, fit
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,7 @@ from labkit.negatives import (BatchNegatives, Candidates, MemoryBank, QueueNegat
 from labkit.train import TrainConfig, fit
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is as fast, and immune to a busy machine's oversubscription (restored after)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Toy(nn.Module):

@@ -17,15 +17,6 @@ from labkit.studies.gap_physics import (GapPhysics, _arms, equivalence_verdict, 
                                         inverse_temperature, procrustes_aligned_checkpoint, toy_sphere, width_model)
 
 
-@pytest.fixture
-def one_thread():
-    """Small models: one thread is about as fast and far less sensitive to other load on the machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_procrustes_checkpoint_is_the_rotated_model(tmp_path, one_thread):
     world = make_world(n_pairs=120, seed=0)
     info = procrustes_aligned_checkpoint("labkit-micro", world.train, seed=3, path=tmp_path / "a.pt")

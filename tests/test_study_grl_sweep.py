@@ -89,15 +89,6 @@ def test_lambda_sweep_on_a_small_world_and_lambda_zero_is_the_baseline():
     assert epochs.tolist() == [1.0] and set(traces) == {"λ = 0", "λ = 1"}
 
 
-@pytest.fixture
-def one_thread():
-    """Small models: one thread is about as fast and far less sensitive to other load on the machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_warm_up_and_other_gap_closers_on_a_small_world(one_thread):
     """The sweep with DANN's warm-up logs λ_p rising; the other gap closers and post-hoc centering fill the
     comparison table; centering uses the training split's means and shrinks the gap."""

@@ -2,19 +2,13 @@
 
 import pandas as pd
 import pytest
-import torch
 
 from labkit.studies.sampling import (Run, config_label, convergence, epochs_to_target, make_study_world,
                                      markdown_table, study_settings, train_run)
 from labkit.studies.sweep import run_grid
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_epochs_to_target_interpolates_and_censors():

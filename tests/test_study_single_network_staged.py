@@ -21,13 +21,7 @@ from test_real_data_path import COLOURS, flickr8k_root  # noqa: F401  (the share
 from test_real_loaders import _dump, _write_image
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train faster on one thread, and do not collapse when other jobs share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY_SN = sn.study_settings("tiny", epochs=1)

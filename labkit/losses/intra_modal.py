@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..data.groups import group_size
 from .contrastive import Features

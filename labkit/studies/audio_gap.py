@@ -16,7 +16,6 @@ is :func:`labkit.studies.sweep.run_grid`; the λ sweep's tables and curves are :
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -586,7 +585,7 @@ def results_markdown(comparison: ModalityComparison, sweeps: Mapping[str, GrlSwe
     n = len(comparison.sweep.seeds)
     gap = comparison.table(("gap", "silhouette", "pc1_modality_separation", "pc1_variance_share"))
     rec = comparison.recall_table()
-    lines = [f"### 05 · Audio–text vs image–text: the gap and the GRL on audio (seed 000, CLAP half)", "",
+    lines = ["### 05 · Audio–text vs image–text: the gap and the GRL on audio (seed 000, CLAP half)", "",
              f"Embedded sound world, {settings['n_clips']} clips of {settings['clip_seconds']:g} s (image world: "
              f"{settings['n_clips']} pairs), {settings['epochs']} epochs, batch {settings['batch_size']}, "
              f"{n} seeds, mean ± std; AdamW lr {settings['lr']:g}, SGD lr {settings['sgd_lr']:g} (weight decay "

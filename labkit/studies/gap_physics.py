@@ -63,7 +63,7 @@ from ..metrics import (gap_dimension_shares, linear_separability, modality_gap, 
                        retrieval_recall, shift_along_gap)
 from ..metrics.gap import gap_direction
 from ..models import create_model, embed_dim_of
-from ..report import Claim, combine_verdicts, paired_verdict
+from ..report import Claim, paired_verdict
 from .recipe import profile_settings, train_clip
 from .sweep import Sweep, paired_difference, run_grid
 
@@ -361,7 +361,6 @@ class GapPhysics(Sweep):
         """The literature's expected directions, one :class:`~labkit.report.Claim` each, verdicts computed from
         the per-seed numbers (an arm that did not learn makes its claims ``inconclusive``)."""
         out: list[Claim] = []
-        n = len(self.seeds)
 
         def gate(claim: Claim, arms: list[tuple[str, Any]]) -> Claim:
             failed = [(e, a, f) for e, a in arms for ok, f in [self.learned(e, a)] if not ok]

@@ -404,7 +404,7 @@ def results_markdown(sweep: Sweep, claim_list: Sequence[Claim], settings: dict, 
     k = settings["k_semantic"]
     rec = recall_table(sweep)
     rec.columns = [f"{a} {b}".strip() for a, b in rec.columns]
-    lines = [f"### 09 · One network for both modalities (seed 002)",
+    lines = ["### 09 · One network for both modalities (seed 002)",
              "",
              f"Embedded world, {n_test} test images × 5 captions, {len(sweep.seeds)} seeds (mean ± std); R@K in %.",
              "",
