@@ -81,8 +81,10 @@ def test_filled_student_notebook_gives_the_solutions_metrics(tmp_path, offline_l
     filled = fill_solutions(make_student(source, f"{stem}.ipynb"), source)
     _, out = _execute(filled, tmp_path, offline_log)
     solution_out, _ = run_notebook(stem)
-    mine = json.loads((out / "metrics.json").read_text())
-    theirs = json.loads((solution_out / "metrics.json").read_text())
+    # wall-clock durations (``train_seconds``, ``notebook_seconds`` …) are measurements of the machine, not results
+    mine, theirs = ({k: v for k, v in json.loads((d / "metrics.json").read_text()).items() if "seconds" not in k}
+                    for d in (out, solution_out))
+    assert len(mine) > 10
     assert mine.keys() == theirs.keys()
     different = {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k] and not (mine[k] != mine[k] and
                                                                                        theirs[k] != theirs[k])}
