@@ -64,6 +64,11 @@ def test_claims_report_and_readme_section(tmp_path):
     text = readme.read_text()
     assert "old text" not in text and "### 04 · b" in text and "**holds**" in text and text.endswith("## After\n")
     assert "`r1`" in text
+    readme.write_text(f"{text}\n<!-- results:variant:begin -->\nx\n<!-- results:variant:end -->\n")
+    update_readme(readme, run, section="variant")
+    variant = readme.read_text().split("<!-- results:variant:begin -->")[1]
+    assert "### 04 · b" in variant and "\nx\n" not in variant
+    assert readme.read_text().split("<!-- results:variant:begin -->")[0] == text + "\n"  # the main section untouched
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="no results section"):
         update_readme(readme, run)
