@@ -33,13 +33,13 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
 from .audio import AudioTextDataset, AudioTransform
+from .generated import WorldSplitView, WorldSplits
 from .world import _splits
 
 __all__ = [
@@ -639,7 +639,7 @@ SOUND_CAPTION_STYLES: dict[str, Callable[[dict, random.Random, int], list[str]]]
 
 # =========================================================================== world + dataset
 
-class SoundWorld:
+class SoundWorld(WorldSplits):
     """A generated sound world: arrays for all clips plus train/val/test datasets.
 
     Attributes: ``audio`` int16 (N, T) PCM at ``sample_rate``, ``captions`` list[list[str]], ``topics`` int64 (N,),
@@ -669,68 +669,26 @@ class SoundWorld:
         return (f"SoundWorld(n_clips={len(self)}, seed={self.seed}, clip_seconds={self.clip_seconds:g}, "
                 f"sample_rate={self.sample_rate}, pairing={self.pairing!r}, n_captions={self.n_captions}, {sizes})")
 
-    def split(self, name: str, transform: Optional[AudioTransform] = None) -> "SoundWorldDataset":
-        """The ``name`` split ("train", "val", "test") as a dataset, with an optional waveform transform."""
-        if name not in self.split_indices:
-            raise ValueError(f"split must be one of {sorted(self.split_indices)}, got {name!r}")
-        return SoundWorldDataset(self, self.split_indices[name], transform=transform, name=name)
-
-    @cached_property
-    def train(self) -> "SoundWorldDataset":
-        return self.split("train")
-
-    @cached_property
-    def val(self) -> "SoundWorldDataset":
-        return self.split("val")
-
-    @cached_property
-    def test(self) -> "SoundWorldDataset":
-        return self.split("test")
+    def _split_dataset(self, indices, transform, name) -> "SoundWorldDataset":
+        return SoundWorldDataset(self, indices, transform=transform, name=name)
 
     def waveform(self, i: int) -> np.ndarray:
         """Clip ``i`` as float32 in [-1, 1) (int16 / 32768)."""
         return self.audio[i].astype(np.float32) / 32768.0
 
 
-class SoundWorldDataset(AudioTextDataset):
+class SoundWorldDataset(WorldSplitView, AudioTextDataset):
     """One split of a :class:`SoundWorld` (``pair_id`` = index into the world). Items carry ``audio``: the float32
     waveform (T,) (int16 / 32768), through ``transform`` when one is given."""
 
     def __init__(self, world: SoundWorld, indices: Sequence[int], transform: Optional[AudioTransform] = None,
                  name: str = "custom") -> None:
         super().__init__(transform)
-        self.world = world
-        self.name = name
-        self.indices = np.asarray(indices, dtype=np.int64)
-        self.topic_names = list(world.topic_names)
+        self._view(world, indices, name)
         self.sample_rate = world.sample_rate
-
-    def __len__(self) -> int:
-        return len(self.indices)
 
     def __repr__(self) -> str:
         return f"SoundWorldDataset(split={self.name!r}, n={len(self)}, pairing={self.world.pairing!r})"
-
-    def captions_of(self, i: int) -> list[str]:
-        return list(self.world.captions[self.indices[i]])
-
-    def pair_id_of(self, i: int) -> int:
-        return int(self.indices[i])
-
-    def topic_of(self, i: int) -> int:
-        return int(self.world.topics[self.indices[i]])
-
-    @property
-    def pair_ids(self) -> np.ndarray:
-        return self.indices.copy()
-
-    @property
-    def topics(self) -> np.ndarray:
-        return self.world.topics[self.indices].copy()
-
-    @property
-    def scenes(self) -> list[dict]:
-        return [self.world.scenes[j] for j in self.indices]
 
     def _audio(self, i: int) -> torch.Tensor:
         wave = torch.from_numpy(self.world.audio[self.indices[i]].astype(np.float32)).div_(32768.0)

@@ -28,7 +28,6 @@ import random
 import zlib
 from collections import Counter
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -37,6 +36,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .base import ImageTextDataset, Transform
+from .generated import WorldSplitView, WorldSplits
 
 __all__ = [
     "EmbeddedWorld",
@@ -707,7 +707,7 @@ def _distinct(make: Callable, styles: Sequence[Callable], rng: random.Random, n:
 
 # =========================================================================== world + dataset
 
-class EmbeddedWorld:
+class EmbeddedWorld(WorldSplits):
     """A generated world: arrays for all pairs plus train/val/test datasets.
 
     Attributes: ``images`` uint8 (N,H,W,3), ``captions`` list[list[str]],
@@ -738,23 +738,8 @@ class EmbeddedWorld:
         return (f"EmbeddedWorld(n_pairs={len(self)}, seed={self.seed}, image_size={self.image_size}, "
                 f"pairing={self.pairing!r}, n_captions={self.n_captions}, {sizes})")
 
-    def split(self, name: str, transform: Optional[Transform] = None) -> "EmbeddedWorldDataset":
-        """The ``name`` split ("train", "val", "test") as a dataset, with an optional transform."""
-        if name not in self.split_indices:
-            raise ValueError(f"split must be one of {sorted(self.split_indices)}, got {name!r}")
-        return EmbeddedWorldDataset(self, self.split_indices[name], transform=transform, name=name)
-
-    @cached_property
-    def train(self) -> "EmbeddedWorldDataset":
-        return self.split("train")
-
-    @cached_property
-    def val(self) -> "EmbeddedWorldDataset":
-        return self.split("val")
-
-    @cached_property
-    def test(self) -> "EmbeddedWorldDataset":
-        return self.split("test")
+    def _split_dataset(self, indices, transform, name) -> "EmbeddedWorldDataset":
+        return EmbeddedWorldDataset(self, indices, transform=transform, name=name)
 
     def normalized_images(self, indices: Optional[np.ndarray] = None) -> torch.Tensor:
         """Images as float32 (n,3,H,W), scaled to [0,1] and normalised with open_clip's
@@ -768,7 +753,7 @@ class EmbeddedWorld:
         return ((x - mean) / std).contiguous()
 
 
-class EmbeddedWorldDataset(ImageTextDataset):
+class EmbeddedWorldDataset(WorldSplitView, ImageTextDataset):
     """One split of an :class:`EmbeddedWorld` (``pair_id`` = index into the world).
 
     ``transform=None``: fast path, a precomputed normalised tensor indexed directly.
@@ -779,41 +764,13 @@ class EmbeddedWorldDataset(ImageTextDataset):
     def __init__(self, world: EmbeddedWorld, indices: Sequence[int], transform: Optional[Transform] = None,
                  name: str = "custom") -> None:
         super().__init__(transform)
-        self.world = world
-        self.name = name
-        self.indices = np.asarray(indices, dtype=np.int64)
-        self.topic_names = list(world.topic_names)
+        self._view(world, indices, name)
         self._saliency_maps = torch.from_numpy(np.ascontiguousarray(world.saliency[self.indices]))
         self._pixels = world.normalized_images(self.indices) if transform is None else None
-
-    def __len__(self) -> int:
-        return len(self.indices)
 
     def __repr__(self) -> str:
         return (f"EmbeddedWorldDataset(split={self.name!r}, n={len(self)}, pairing={self.world.pairing!r}, "
                 f"fast_path={self.transform is None})")
-
-    def captions_of(self, i: int) -> list[str]:
-        return list(self.world.captions[self.indices[i]])
-
-    def pair_id_of(self, i: int) -> int:
-        return int(self.indices[i])
-
-    def topic_of(self, i: int) -> int:
-        return int(self.world.topics[self.indices[i]])
-
-    @property
-    def pair_ids(self) -> np.ndarray:
-        return self.indices.copy()
-
-    @property
-    def topics(self) -> np.ndarray:
-        return self.world.topics[self.indices].copy()
-
-    @property
-    def scenes(self) -> list[dict]:
-        """Scenes of this split's items, in dataset order."""
-        return [self.world.scenes[j] for j in self.indices]
 
     def _image(self, i: int) -> torch.Tensor:
         if self._pixels is not None:
