@@ -160,16 +160,16 @@ def test_classifier_probe_sgd_l2_pins_the_classifier_at_chance_and_adamw_learns(
 
 
 def test_sgd_weight_decay_reaches_the_optimizer(monkeypatch):
-    import labkit.studies.audio_gap as study
+    import labkit.studies.recipe as recipe  # train_audio_clip trains through recipe.fit_and_measure
 
     seen = {}
-    real_fit = study.fit
+    real_fit = recipe.fit
 
     def spy(model, objective, dataset, tokenizer, config):
         seen[config.optimizer] = (config.weight_decay, config.lr)
         return real_fit(model, objective, dataset, tokenizer, config)
 
-    monkeypatch.setattr(study, "fit", spy)
+    monkeypatch.setattr(recipe, "fit", spy)
     world = open_sound_source(n_clips=40, seed=0, clip_seconds=1.0)
     kwargs = dict(epochs=1, batch_size=16, lr=2e-3, sgd_lr=5e-3, device="cpu", progress=False, weight_decay=0.2)
     train_audio_clip(world, optimizer="sgd", sgd_weight_decay=0.0, **kwargs)

@@ -40,11 +40,10 @@ import csv
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
 import torch
 
 from .audio import AUDIO_EXTENSIONS, AudioTextDataset, AudioTransform, FixedLength, load_audio
-from .base import DataFormatError, missing_file
+from .base import DataFormatError, ListedPairs, missing_file
 
 __all__ = ["AudioCaptionFiles", "AudioCaps", "Clotho", "AUDIOCAPS_FIELDS", "CLOTHO_FIELDS", "CLOTHO_SPLITS",
            "MISSING_POLICIES"]
@@ -81,7 +80,7 @@ def _read_csv(path: Path, fields: Sequence[str]) -> list[tuple[int, dict[str, st
         raise DataFormatError(f"{path}: malformed CSV: {exc}") from exc
 
 
-class AudioCaptionFiles(AudioTextDataset):
+class AudioCaptionFiles(ListedPairs, AudioTextDataset):
     """Clips on disk with their captions: the shared machinery of :class:`AudioCaps` and :class:`Clotho`.
 
     Items: ``audio`` (the transform of the mono waveform at ``sample_rate``; default: cut / padded to
@@ -112,25 +111,12 @@ class AudioCaptionFiles(AudioTextDataset):
     def n_missing(self) -> int:
         return len(self.missing_files)
 
-    def __len__(self) -> int:
-        return len(self._ids)
-
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(split={self.split!r}, n={len(self)}, sample_rate={self.sample_rate}, "
                 f"clip_seconds={self.clip_seconds:g}, n_missing={self.n_missing})")
 
     def audio_path(self, i: int) -> Path:
         return self._paths[i]
-
-    def captions_of(self, i: int) -> list[str]:
-        return list(self._captions[i])
-
-    def pair_id_of(self, i: int) -> int:
-        return self._ids[i]
-
-    @property
-    def pair_ids(self) -> np.ndarray:
-        return np.asarray(self._ids, dtype=np.int64)
 
     def _audio(self, i: int) -> torch.Tensor:
         return self.transform(torch.from_numpy(load_audio(self._paths[i], self.sample_rate)))

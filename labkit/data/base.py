@@ -171,3 +171,24 @@ class ImageTextDataset(torch.utils.data.Dataset):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n={len(self)})"
+
+
+class ListedPairs:
+    """Mixin for the real-data loaders, which keep their items as two parallel lists: ``self._ids`` (each item's
+    pair id in its source) and ``self._captions`` (each item's captions). Put it before the dataset base class."""
+
+    _ids: list[int]
+    _captions: list[list[str]]
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def captions_of(self, i: int) -> list[str]:
+        return list(self._captions[i])
+
+    def pair_id_of(self, i: int) -> int:
+        return self._ids[i]
+
+    @property
+    def pair_ids(self) -> np.ndarray:
+        return np.asarray(self._ids, dtype=np.int64)

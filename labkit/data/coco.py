@@ -22,11 +22,11 @@ import io
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 from pycocotools.coco import COCO
 
-from .base import DataFormatError, ImageTextDataset, Transform, default_transform, load_rgb, missing_file, read_json
+from .base import (DataFormatError, ImageTextDataset, ListedPairs, Transform, default_transform, load_rgb,
+                   missing_file, read_json)
 
 __all__ = ["CocoCaptions"]
 
@@ -62,7 +62,7 @@ def _check_coco_captions(data, name: str) -> None:
             raise DataFormatError(f"{name}: annotation {k} refers to unknown image_id {ann['image_id']!r}")
 
 
-class CocoCaptions(ImageTextDataset):
+class CocoCaptions(ListedPairs, ImageTextDataset):
     """COCO captions: one item per image, captions grouped by image.
 
     Args:
@@ -107,24 +107,11 @@ class CocoCaptions(ImageTextDataset):
                 if not (self.image_root / f).is_file():
                     raise missing_file(self.image_root / f, "image file")
 
-    def __len__(self) -> int:
-        return len(self._ids)
-
     def __repr__(self) -> str:
         return f"CocoCaptions(n={len(self)}, annotation_file={str(self.annotation_file)!r})"
 
     def image_path(self, i: int) -> Path:
         return self.image_root / self._files[i]
-
-    def captions_of(self, i: int) -> list[str]:
-        return list(self._captions[i])
-
-    def pair_id_of(self, i: int) -> int:
-        return self._ids[i]
-
-    @property
-    def pair_ids(self) -> np.ndarray:
-        return np.asarray(self._ids, dtype=np.int64)
 
     def _image(self, i: int) -> torch.Tensor:
         return self.transform(load_rgb(self.image_path(i)))

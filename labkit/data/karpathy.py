@@ -21,10 +21,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
 import torch
 
-from .base import DataFormatError, ImageTextDataset, Transform, default_transform, load_rgb, missing_file, read_json
+from .base import (DataFormatError, ImageTextDataset, ListedPairs, Transform, default_transform, load_rgb,
+                   missing_file, read_json)
 
 __all__ = ["KarpathySplit", "coco_karpathy", "flickr30k", "flickr8k", "SPLITS"]
 
@@ -55,7 +55,7 @@ def _check_karpathy(data, name: str) -> None:
                 raise DataFormatError(f"{name}: image {k} sentence {j} field 'raw' is not a string")
 
 
-class KarpathySplit(ImageTextDataset):
+class KarpathySplit(ListedPairs, ImageTextDataset):
     """One split of a Karpathy caption JSON (COCO, Flickr30k or Flickr8k).
 
     Args:
@@ -107,24 +107,11 @@ class KarpathySplit(ImageTextDataset):
                 if not p.is_file():
                     raise missing_file(p, "image file")
 
-    def __len__(self) -> int:
-        return len(self._ids)
-
     def __repr__(self) -> str:
         return f"KarpathySplit(source={self.source!r}, split={self.split!r}, n={len(self)})"
 
     def image_path(self, i: int) -> Path:
         return self._paths[i]
-
-    def captions_of(self, i: int) -> list[str]:
-        return list(self._captions[i])
-
-    def pair_id_of(self, i: int) -> int:
-        return self._ids[i]
-
-    @property
-    def pair_ids(self) -> np.ndarray:
-        return np.asarray(self._ids, dtype=np.int64)
 
     def _image(self, i: int) -> torch.Tensor:
         return self.transform(load_rgb(self._paths[i]))

@@ -17,7 +17,7 @@ Blank pixels are 0.
 Default for the embedded world's 32-pixel images: ``g = 4`` (48-dimensional word2vec vectors: 16 RGB triplets),
 ``s = 1`` → a word is a 4 × 4-pixel block, 8 words to a row, 8 rows → 64 words; the longest embedded caption (24
 words) fills three rows and the rest of the image stays blank. A 4 × 4 word is what
-:class:`~labkit.models.single_network.ResidualCNN`'s 4 × 4, stride-4 stem reads in one step, so every stem
+:class:`~labkit.models.backbones.ResidualCNN`'s 4 × 4, stride-4 stem reads in one step, so every stem
 output sees exactly one word (and, on a photograph, one 4 × 4 patch). Gallo et al. paint 12- or 24-component
 vectors as 2 × 2 superpixels of several pixels each, with separators, into 256-pixel images; for 64-pixel images
 the superpixel here doubles (``s = 2``, 8-pixel words), and :meth:`TextImageLayout.for_image` picks ``s`` for any

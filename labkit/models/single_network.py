@@ -33,55 +33,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..data.text_as_image import TextAsImage
+from .backbones import ResidualCNN, group_norm
+from .base import DualEncoder
 from .clip import ClipBundle
 
-__all__ = ["ResidualCNN", "SingleNetwork", "create_single_network", "BACKBONES"]
+__all__ = ["SingleNetwork", "create_single_network", "BACKBONES"]
 
 BACKBONES = ("resnet-small", "resnet18")
-
-
-def _norm(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(min(8, channels), channels)
-
-
-class _BasicBlock(nn.Module):
-    """He et al.'s basic residual block (two 3 × 3 convolutions), GroupNorm instead of BatchNorm."""
-
-    def __init__(self, c_in: int, c_out: int, stride: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.norm1 = _norm(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.norm2 = _norm(c_out)
-        self.skip = (nn.Identity() if stride == 1 and c_in == c_out else
-                     nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), _norm(c_out)))
-
-    def forward(self, x):
-        y = F.relu(self.norm1(self.conv1(x)))
-        return F.relu(self.norm2(self.conv2(y)) + self.skip(x))
-
-
-class ResidualCNN(nn.Module):
-    """A small ResNet for CPU runs: a stem (``stem_kernel`` × ``stem_kernel``, stride ``stem_stride``), one basic
-    block per stage, global average pooling. With the stem's kernel and stride equal to a visual word's side, each
-    stem output reads exactly one word of an encoded caption (and one patch of a photograph)."""
-
-    def __init__(self, channels: Sequence[int] = (32, 64, 128), stem_kernel: int = 3, stem_stride: int = 1):
-        super().__init__()
-        if not channels:
-            raise ValueError("channels: give at least one stage")
-        pad = (stem_kernel - 1) // 2 if stem_stride == 1 else 0
-        self.stem = nn.Sequential(nn.Conv2d(3, channels[0], stem_kernel, stem_stride, pad, bias=False),
-                                  _norm(channels[0]), nn.ReLU(inplace=True))
-        stages, c_in = [], channels[0]
-        for i, c in enumerate(channels):
-            stages.append(_BasicBlock(c_in, c, stride=1 if i == 0 else 2))
-            c_in = c
-        self.stages = nn.Sequential(*stages)
-        self.out_features = c_in
-
-    def forward(self, x):
-        return F.adaptive_avg_pool2d(self.stages(self.stem(x)), 1).flatten(1)
 
 
 def _torchvision_backbone(name: str) -> tuple[nn.Module, int]:
@@ -89,7 +47,7 @@ def _torchvision_backbone(name: str) -> tuple[nn.Module, int]:
 
     resnet = name.startswith(("resnet", "resnext", "wide_resnet"))  # their norm_layer is a BatchNorm2d stand-in
     try:
-        net = torchvision.models.get_model(name, weights=None, **({"norm_layer": _norm} if resnet else {}))
+        net = torchvision.models.get_model(name, weights=None, **({"norm_layer": group_norm} if resnet else {}))
     except ValueError as exc:
         raise ValueError(f"backbone {name!r} is neither one of {BACKBONES} nor a torchvision model: {exc}") from exc
     for attr in ("fc", "classifier", "head", "heads"):
@@ -103,7 +61,7 @@ def _torchvision_backbone(name: str) -> tuple[nn.Module, int]:
     raise ValueError(f"torchvision model {name!r}: no fc/classifier/head to replace with the embedding head")
 
 
-class SingleNetwork(nn.Module):
+class SingleNetwork(DualEncoder):
     """One backbone, one linear head to ``embed_dim``, for both modalities.
 
     ``encode_text`` takes encoded captions ``(B, 3, H, W)`` or caption groups ``(B, k, 3, H, W)`` (returning
@@ -121,8 +79,9 @@ class SingleNetwork(nn.Module):
 
         def make() -> tuple[nn.Module, nn.Module]:
             if backbone == "resnet-small":
-                net = ResidualCNN(channels, stem_kernel, stem_stride)
-                width = net.out_features
+                net = ResidualCNN(channels, stem_kernel=stem_kernel, stem_stride=stem_stride, norm="group",
+                                  kaiming_init=False)
+                width = net.out_dim
             else:
                 net, width = _torchvision_backbone(backbone)
             return net, nn.Linear(width, embed_dim)
@@ -156,13 +115,6 @@ class SingleNetwork(nn.Module):
             z = self.text_head(self.text_backbone(text))
             return F.normalize(z, dim=-1) if normalize else z
         return self.embed(text, normalize)
-
-    def forward(self, image=None, text=None):
-        return {
-            "image_features": self.encode_image(image, normalize=True) if image is not None else None,
-            "text_features": self.encode_text(text, normalize=True) if text is not None else None,
-            "logit_scale": self.logit_scale.exp(),
-        }
 
 
 def _preprocess(image_size: int):

@@ -29,6 +29,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .base import DualEncoder
+
 __all__ = ["tower_parameters", "ModalityView", "LinearMap", "StagedModel", "DIRECTIONS", "MAP_METHODS"]
 
 DIRECTIONS = ("image_to_text", "text_to_image")
@@ -160,7 +162,7 @@ class LinearMap(nn.Linear):
         return history
 
 
-class StagedModel(nn.Module):
+class StagedModel(DualEncoder):
     """A two-tower model whose towers were trained apart, plus the linear map of stage 3.
 
     ``direction="image_to_text"`` (default): ``encode_image(x) = map(image tower(x))`` — images are mapped into the
@@ -206,13 +208,6 @@ class StagedModel(nn.Module):
         else:
             self.map.fit_gradient(x, y, **kwargs)
         return self
-
-    def forward(self, image=None, text=None):
-        return {
-            "image_features": self.encode_image(image, normalize=True) if image is not None else None,
-            "text_features": self.encode_text(text, normalize=True) if text is not None else None,
-            "logit_scale": self.logit_scale.exp(),
-        }
 
 
 def _embed_dim(clip: nn.Module) -> int:

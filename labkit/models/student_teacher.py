@@ -41,12 +41,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.models import resnet50
-from torchvision.models.resnet import BasicBlock, conv1x1
 
 from ..data.text import PAD, WordTokenizer
+from .backbones import ResidualCNN
+from .base import DualEncoder
 from .clip import ClipBundle
 
-__all__ = ["StudentTeacher", "ResidualCNN", "LSTMStudent", "Teacher", "create_student_teacher",
+__all__ = ["StudentTeacher", "LSTMStudent", "Teacher", "create_student_teacher",
            "STUDENT_TEACHER_SIZES", "load_distilbert_embeddings", "wordpiece"]
 
 SHARED_DIM = 100  # §2.2: "vector representations of a dimension 100 invariant for two modalities"
@@ -58,39 +59,6 @@ STUDENT_TEACHER_SIZES: dict[str, dict[str, Any]] = {
     "full": {"vision": "resnet50", "word_dim": 768, "hidden": 768, "teacher_hidden": 512, "embed_dim": SHARED_DIM,
              "dropout": 0.2},
 }
-
-
-class ResidualCNN(nn.Module):
-    """A small ResNet for small images: a 3×3 stem, then one stage per width of torchvision ``BasicBlock``\\ s
-    (the first block of every stage after the first halves the resolution, a 1×1 projection on its shortcut),
-    global average pooling. Output: ``(B, widths[-1])``."""
-
-    def __init__(self, widths: Sequence[int] = (16, 32, 64), blocks: Sequence[int] = (1, 1, 1), image_size: int = 32):
-        super().__init__()
-        if len(widths) != len(blocks) or not widths:
-            raise ValueError(f"widths and blocks must be equally long and non-empty; got {widths} and {blocks}")
-        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(widths[0]),
-                                  nn.ReLU(inplace=True))
-        stages, inplanes = [], widths[0]
-        for k, (width, n) in enumerate(zip(widths, blocks)):
-            stride = 1 if k == 0 else 2
-            down = None
-            if stride != 1 or inplanes != width:
-                down = nn.Sequential(conv1x1(inplanes, width, stride), nn.BatchNorm2d(width))
-            layers = [BasicBlock(inplanes, width, stride, down)]
-            layers += [BasicBlock(width, width) for _ in range(n - 1)]
-            stages.append(nn.Sequential(*layers))
-            inplanes = width
-        self.stages = nn.Sequential(*stages)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.out_dim = inplanes
-        self.image_size = image_size
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.stages(self.stem(x))).flatten(1)
 
 
 def _resnet50_student(checkpoint: str | Path | None, image_size: int) -> nn.Module:
@@ -154,7 +122,7 @@ class Teacher(nn.Module):
         return self.net(x)
 
 
-class StudentTeacher(nn.Module):
+class StudentTeacher(DualEncoder):
     """Students (vision, text) and teachers (encoder 1, encoder 2) of Fig. 2, with labkit's model interface."""
 
     def __init__(self, vision: nn.Module, text: nn.Module, teacher_hidden: int = 512, embed_dim: int = SHARED_DIM,
@@ -176,13 +144,6 @@ class StudentTeacher(nn.Module):
     def encode_text(self, tokens: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         z = self.teacher_text(self.text(tokens))
         return F.normalize(z, dim=-1) if normalize else z
-
-    def forward(self, image=None, text=None):
-        return {
-            "image_features": self.encode_image(image, normalize=True) if image is not None else None,
-            "text_features": self.encode_text(text, normalize=True) if text is not None else None,
-            "logit_scale": self.logit_scale.exp(),
-        }
 
 
 # ----------------------------------------------------------------------------------------------- DistilBERT rows
@@ -300,7 +261,8 @@ def create_student_teacher(train_set=None, size: str = "tiny", seed: int = 0, co
         if cfg["vision"] == "resnet50":
             vision = _resnet50_student(vision_checkpoint, image_size)
         elif cfg["vision"] == "residual":
-            vision = ResidualCNN(cfg["widths"], cfg["blocks"], image_size)
+            vision = ResidualCNN(cfg["widths"], cfg["blocks"], norm="batch")
+            vision.image_size = image_size
         else:
             raise ValueError(f"vision must be 'residual' or 'resnet50', got {cfg['vision']!r}")
         text = LSTMStudent(len(tokenizer), cfg["word_dim"], cfg["hidden"], embeddings)

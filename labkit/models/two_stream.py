@@ -22,12 +22,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..data.text import PAD, WordTokenizer
+from .base import DualEncoder
 from .clip import ClipBundle
 
 __all__ = ["TwoStreamModel", "create_two_stream"]
 
 
-class TwoStreamModel(nn.Module):
+class TwoStreamModel(DualEncoder):
     """CNN image stream + GRU text stream, linear projections to a shared D-dimensional space."""
 
     def __init__(self, vocab_size: int, embed_dim: int = 64, word_dim: int = 64, hidden: int = 128,
@@ -71,13 +72,6 @@ class TwoStreamModel(nn.Module):
         last = states[torch.arange(len(text), device=text.device), lengths - 1]  # the state after the last word
         z = self.text_proj(last)
         return F.normalize(z, dim=-1) if normalize else z
-
-    def forward(self, image=None, text=None):
-        return {
-            "image_features": self.encode_image(image, normalize=True) if image is not None else None,
-            "text_features": self.encode_text(text, normalize=True) if text is not None else None,
-            "logit_scale": self.logit_scale.exp(),
-        }
 
 
 def create_two_stream(train_set, seed: int = 0, context_length: int = 24, **kw) -> ClipBundle:

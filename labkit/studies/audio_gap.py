@@ -24,15 +24,14 @@ import pandas as pd
 
 from ..data import AudioCaps, Clotho, make_world
 from ..data.sound_world import make_sound_world
-from ..evaluate import chance_recall, embed_dataset, evaluate_embeddings
 from ..losses import Objective
 from ..losses.modality import PAPER_LAMBDAS, ModalityLoss, _check_lambda, grl_objective
 from ..models import embed_dim_of
 from ..models.audio import audio_config, create_audio_model
 from ..report import Claim, combine_verdicts, paired_verdict
-from ..train import TrainConfig, fit
+from ..train import TrainConfig
 from .grl_sweep import GrlSweep, _lambda_key
-from .recipe import TrainResult, profile_settings, train_clip
+from .recipe import TrainResult, fit_and_measure, profile_settings, train_clip
 from .sweep import Sweep, run_grid
 
 __all__ = ["AUDIO_PROFILES", "OPTIMIZERS", "GAP_KEYS", "audio_settings", "open_sound_source", "RealAudioSource",
@@ -166,19 +165,7 @@ def train_audio_clip(
     embedded = hasattr(source, "audio") and hasattr(source, "clip_seconds")
     transform = None if embedded else bundle.preprocess
     train_set, eval_set = source.split("train", transform=transform), source.split(eval_split, transform=transform)
-    objective = objective if objective is not None else Objective()
-
-    init = embed_dataset(bundle.model, eval_set, bundle.tokenizer, device=device)
-    metrics_init = evaluate_embeddings(init)
-    history = fit(bundle.model, objective, train_set, bundle.tokenizer, config)
-    final = embed_dataset(bundle.model, eval_set, bundle.tokenizer, device=device)
-    metrics = evaluate_embeddings(final)
-    per_item = len(final.text) / len(final.image)
-    chance: dict[str, float] = {}
-    for k in (1, 5, 10):
-        chance.update(chance_recall(len(final.image), per_item, k))
-    return TrainResult(bundle, history, init, final, metrics_init, metrics, chance,
-                       topic_names=list(getattr(eval_set, "topic_names", [])), objective=objective)
+    return fit_and_measure(bundle, objective, train_set, eval_set, config, device)
 
 
 def learned_ratio(metrics: Mapping[str, float], chance: Mapping[str, float]) -> float:

@@ -128,17 +128,24 @@ def train_clip(
     bundle = create_model(model_name, pretrained=pretrained, checkpoint=checkpoint, seed=seed)
     transform = None if world_is_embedded(world) and bundle.image_size == world.image_size else bundle.preprocess
     train_set, eval_set = world.split("train", transform=transform), world.split(eval_split, transform=transform)
-    objective = objective if objective is not None else Objective()
+    return fit_and_measure(bundle, objective, train_set, eval_set, config, device)
 
+
+def fit_and_measure(bundle, objective: Objective | None, train_set, eval_set, config: TrainConfig,
+                    device: str = "auto") -> TrainResult:
+    """Embed ``eval_set`` at initialisation, ``fit`` on ``train_set``, embed again; metrics and chance recall of both.
+
+    The one train-and-evaluate step every study shares (image–text and audio–text alike)."""
+    objective = objective if objective is not None else Objective()
     init = embed_dataset(bundle.model, eval_set, bundle.tokenizer, device=device)
     metrics_init = evaluate_embeddings(init)
     history = fit(bundle.model, objective, train_set, bundle.tokenizer, config)
     final = embed_dataset(bundle.model, eval_set, bundle.tokenizer, device=device)
     metrics = evaluate_embeddings(final)
-    per_image = len(final.text) / len(final.image)
-    chance = {}
+    per_item = len(final.text) / len(final.image)
+    chance: dict[str, float] = {}
     for k in (1, 5, 10):
-        chance.update(chance_recall(len(final.image), per_image, k))
+        chance.update(chance_recall(len(final.image), per_item, k))
     return TrainResult(bundle, history, init, final, metrics_init, metrics, chance,
                        topic_names=list(getattr(eval_set, "topic_names", [])), objective=objective)
 
