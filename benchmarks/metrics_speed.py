@@ -1,6 +1,6 @@
 """How fast are labkit.metrics' batched retrieval recall and silhouette?
 
-Run:  python benchmarks/metrics_speed.py [--repeats 3] [--skip-large]
+Run:  python benchmarks/metrics_speed.py [--repeats 3] [--skip-large] [--scale 1.0]
 
 Side by side, in one run, on seeded random data with a modality offset (so the
 gap is non-trivial and retrieval is neither perfect nor chance):
@@ -24,7 +24,9 @@ the recall speed-up is against the argsort reference and the silhouette one is
 against scikit-learn on the same float32 input, 5k per modality; the speed-ups
 against the stronger baselines (topk; float64 scikit-learn) are printed above it.
 
-Timings on a shared machine are noisy: run it while little else runs.
+Timings on a shared machine are noisy: run it while little else runs. ``--scale`` shrinks every size (the tests
+run it at 0.1 to check that the benchmark still runs and agrees). Exit status 1 when a result disagrees with its
+reference: a speed-up of a wrong answer is no speed-up.
 """
 
 from __future__ import annotations
@@ -156,6 +158,10 @@ def peak_rss_increase(fn) -> float | None:
     return (peak[0] - base) / 2**20
 
 
+def _k(n: int) -> str:
+    return f"{n / 1000:g}k" if n >= 1000 else str(n)
+
+
 def fmt_mem(mib):
     return "n/a" if mib is None else f"{mib:,.0f} MiB"
 
@@ -167,14 +173,17 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=3, help="timings are the best of this many runs")
     ap.add_argument("--skip-large", action="store_true", help="skip the 10k-per-modality silhouette")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply every data size by this (sizes >= 50)")
     args = ap.parse_args(argv)
     r = args.repeats
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; best of {r}")
 
     rows = []  # (task, implementation, seconds, peak memory, note)
+    failures = []
+    n_img = max(50, round(5000 * args.scale))
 
     # ---------------------------------------------------------------- retrieval
-    img, txt, t2i = make_retrieval_data()
+    img, txt, t2i = make_retrieval_data(n_img)
     print(f"retrieval: {len(img)} images x {len(txt)} captions ({len(txt) // len(img)} per image), d={img.shape[1]}")
     ours_fn = lambda: retrieval_recall(img, txt, t2i, ks=KS)  # noqa: E731
     t_ours, res_ours = best_time(ours_fn, r)
@@ -188,20 +197,23 @@ def main(argv=None):
         max(abs(res_ours[k] - res_topk[k]) for k in res_topk),
     )
     same = diff < 1e-9
+    if not same:
+        failures.append(f"recall differs from the references by {diff:.3g} points")
     print("  ours:", {k: round(v, 2) for k, v in res_ours.items()})
     print(f"  identical to both references: {same} (max |diff| = {diff:.3g} percentage points)")
+    task = f"recall {_k(len(img))} x {_k(len(txt))}"
     rows += [
-        ("recall 5k x 25k", "labkit retrieval_recall", t_ours, m_ours, ""),
-        ("recall 5k x 25k", "full matrix + np.argsort", t_sort, m_sort, f"speed-up {t_sort / t_ours:.2f}x"),
-        ("recall 5k x 25k", "full matrix + torch.topk", t_topk, m_topk, f"speed-up {t_topk / t_ours:.2f}x"),
+        (task, "labkit retrieval_recall", t_ours, m_ours, ""),
+        (task, "full matrix + np.argsort", t_sort, m_sort, f"speed-up {t_sort / t_ours:.2f}x"),
+        (task, "full matrix + torch.topk", t_topk, m_topk, f"speed-up {t_topk / t_ours:.2f}x"),
     ]
 
     # --------------------------------------------------------------- silhouette
-    sizes = [5000] if args.skip_large else [5000, 10000]
+    sizes = [max(50, round(n * args.scale)) for n in ([5000] if args.skip_large else [5000, 10000])]
     sil_speedups = {}
     for n_per in sizes:
         a, b = make_silhouette_data(n_per)
-        label = f"silhouette {2 * n_per // 1000}k ({n_per // 1000}k/mod.)"
+        label = f"silhouette {_k(2 * n_per)} ({_k(n_per)}/mod.)"
         t_s, s_ours = best_time(lambda: modality_silhouette(a, b), r)
         m_s = peak_rss_increase(lambda: modality_silhouette(a, b))
         # (1) the very same float32 arrays ours gets; (2) upcast to float64 first,
@@ -215,6 +227,8 @@ def main(argv=None):
             f"{label}: ours {s_ours:.8f}  sklearn {s_ref:.8f} (float32 input) {s_r64:.8f} (float64)  "
             f"max |diff| = {d:.2e} ({'OK' if d < 1e-5 else 'FAIL'} < 1e-5)"
         )
+        if not d < 1e-5:
+            failures.append(f"{label}: silhouette differs from scikit-learn by {d:.2e}")
         sil_speedups[n_per] = (t_ref / t_s, t_r64 / t_s)
         rows += [
             (label, "labkit modality_silhouette", t_s, m_s, ""),
@@ -235,7 +249,9 @@ def main(argv=None):
             f"{s32:.2f}x vs sklearn on the same float32 input, {s64:.2f}x vs sklearn on float64"
         )
     print(f"recall speed-up: {t_sort / t_ours:.2f}x vs full matrix + argsort, {t_topk / t_ours:.2f}x vs full matrix + topk")
-    print(f"ratios: recall_speedup={t_sort / t_ours:.2f}x silhouette_speedup={sil_speedups[5000][0]:.2f}x")
+    print(f"ratios: recall_speedup={t_sort / t_ours:.2f}x silhouette_speedup={sil_speedups[sizes[0]][0]:.2f}x")
+    if failures:
+        raise SystemExit("results disagree: " + "; ".join(failures))
 
 
 if __name__ == "__main__":
