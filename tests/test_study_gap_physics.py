@@ -135,3 +135,19 @@ def test_claims_follow_the_numbers():
                                           settings=physics.settings).claims()}
     assert claims["gap_falls_as_temperature_rises"].verdict == "holds"
     assert math.isclose(claims["small_gap_still_separable"].mean, 0.9)
+
+
+def test_trend_is_mixed_when_the_ends_differ_but_the_means_zigzag():
+    rows = [{"temperature": t, "width": 64, "init": "random", "captions": "literal", "seed": s, "gap": gap + 0.01 * s}
+            for s in (0, 1, 2) for t, gap in (("100", 1.0), ("10", 1.2), ("1", 0.1))]
+    arms = {"temperature": [{"temperature": t, "width": 64, "init": "random", "captions": "literal"}
+                            for t in ("100", "10", "1")]}
+    physics = GapPhysics(pd.DataFrame(rows), ("temperature", "width", "init", "captions"), {}, arms=arms)
+    d, means, monotone, verdict = physics.trend("temperature", "gap", ["100", "10", "1"], "decrease")
+    assert d.mean == pytest.approx(-0.9) and means == pytest.approx([1.01, 1.21, 0.11])
+    assert not monotone and verdict == "mixed"
+    *_, monotone, verdict = physics.trend("temperature", "gap", ["10", "1"], "decrease")
+    assert monotone and verdict == "holds"
+    *_, monotone, verdict = physics.trend("temperature", "gap", ["1", "10"], "increase")
+    assert monotone and verdict == "holds"
+    assert physics.trend("temperature", "gap", ["10", "1"], "increase")[3] == "does not hold"

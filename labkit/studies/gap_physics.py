@@ -295,6 +295,19 @@ class GapPhysics(Sweep):
         sub = self.rows(experiment)
         return sub[sub["arm"] == arm].set_index("seed")[metric].sort_index()
 
+    def trend(self, experiment: str, metric: str, levels: list, direction: str):
+        """A claimed trend of ``metric`` over ``levels`` (in order) of ``experiment``: the paired change from the
+        first level to the last, the per-level means, whether the means move monotonically in ``direction``
+        (``"increase"`` | ``"decrease"``), and the verdict ("mixed" where the ends differ but the means zig-zag)."""
+        d = self.paired_arms(experiment, metric, levels[0], levels[-1])
+        means = [float(self.per_seed_of(experiment, level, metric).mean()) for level in levels]
+        step = (lambda a, b: b > a) if direction == "increase" else (lambda a, b: b < a)
+        monotone = all(step(a, b) for a, b in zip(means, means[1:]))
+        verdict = paired_verdict(d.mean, d.se, direction)
+        if verdict == "holds" and not monotone:
+            verdict = "mixed"
+        return d, means, monotone, verdict
+
     def paired_arms(self, experiment: str, metric: str, a, b):
         """Per-seed difference ``metric(b) − metric(a)`` between two arms of ``experiment``."""
         va, vb = self.per_seed_of(experiment, a, metric), self.per_seed_of(experiment, b, metric)
@@ -376,12 +389,7 @@ class GapPhysics(Sweep):
                            key=float, reverse=True)  # 1/τ from large (cold) to small (hot)
             if len(fixed) >= 2:
                 cold, hot = fixed[0], fixed[-1]
-                d = self.paired_arms("temperature", "gap", cold, hot)
-                means = [float(self.per_seed_of("temperature", t, "gap").mean()) for t in fixed]
-                monotone = all(b < a for a, b in zip(means, means[1:]))
-                verdict = paired_verdict(d.mean, d.se, "decrease")
-                if verdict == "holds" and not monotone:
-                    verdict = "mixed"
+                d, means, monotone, verdict = self.trend("temperature", "gap", fixed, "decrease")
                 out.append(gate(Claim(
                     "gap_falls_as_temperature_rises", "the gap shrinks as the temperature τ rises (fixed τ)",
                     "Mind the Gap, supp. Fig. 8", f"paired change of Δgap from 1/τ = {cold} to 1/τ = {hot}; "
@@ -403,12 +411,7 @@ class GapPhysics(Sweep):
 
         if "width" in self.arms and len(self.arms["width"]) >= 2:
             widths = sorted(a["width"] for a in self.arms["width"])
-            d = self.paired_arms("width", "gap", widths[0], widths[-1])
-            means = [float(self.per_seed_of("width", w, "gap").mean()) for w in widths]
-            monotone = all(b > a for a, b in zip(means, means[1:]))
-            verdict = paired_verdict(d.mean, d.se, "increase")
-            if verdict == "holds" and not monotone:
-                verdict = "mixed"
+            d, means, monotone, verdict = self.trend("width", "gap", widths, "increase")
             out.append(gate(Claim(
                 "gap_grows_with_width", "the gap of plain CLIP training grows with the embedding width",
                 "Fahim et al. 2024 (It's Not a Modality Gap)", f"paired change of Δgap from {widths[0]}-d to "
@@ -474,12 +477,7 @@ class GapPhysics(Sweep):
         if "imbalance" in self.arms and len(self.arms["imbalance"]) >= 2:
             levels = [a["captions"] for a in self.arms["imbalance"]]
             levels.sort(key=lambda c: int(c.rsplit("_", 1)[1]))
-            d = self.paired_arms("imbalance", "gap", levels[0], levels[-1])
-            means = [float(self.per_seed_of("imbalance", c, "gap").mean()) for c in levels]
-            monotone = all(b < a for a, b in zip(means, means[1:]))
-            verdict = paired_verdict(d.mean, d.se, "decrease")
-            if verdict == "holds" and not monotone:
-                verdict = "mixed"
+            d, means, monotone, verdict = self.trend("imbalance", "gap", levels, "decrease")
             out.append(gate(Claim(
                 "gap_shrinks_as_captions_complete", "the gap shrinks as captions name more of what the image shows "
                 "(less information imbalance)", "Schrodi et al. 2025 (Two Effects, One Trigger), §4",
