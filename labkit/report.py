@@ -33,7 +33,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from .io import atomic_write
 
 __all__ = ["VERDICTS", "Claim", "paired_verdict", "combine_verdicts", "write_claims", "read_claims",
-           "write_results", "claims_markdown", "gather_claims", "update_readme", "main"]
+           "write_results", "claims_markdown", "markdown_table", "gather_claims", "update_readme", "main"]
 
 VERDICTS = ("holds", "does not hold", "inconclusive", "mixed")
 CLAIMS_FILE, RESULTS_FILE = "claims.json", "results.md"
@@ -141,6 +141,16 @@ def read_claims(path: str | os.PathLike) -> list[dict[str, Any]]:
         if d["verdict"] not in VERDICTS:
             raise ValueError(f"{path}: claim {d['id']!r} has verdict {d['verdict']!r}, not one of {VERDICTS}")
     return data
+
+
+def markdown_table(df) -> str:
+    """A pandas DataFrame (string cells; two-level columns joined by " · ") as a GitHub Markdown table, index
+    first, for ``results.md``."""
+    cols = [" · ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in df.columns]
+    lines = ["| | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for idx, row in df.iterrows():
+        lines.append(f"| {idx} | " + " | ".join(str(v) for v in row.tolist()) + " |")
+    return "\n".join(lines)
 
 
 def write_results(output_dir: str | os.PathLike, markdown: str) -> Path:

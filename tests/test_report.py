@@ -72,3 +72,14 @@ def test_claims_report_and_readme_section(tmp_path):
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="no results section"):
         update_readme(readme, run)
+
+
+def test_markdown_table_joins_two_level_columns_and_keeps_the_index():
+    import pandas as pd
+
+    from labkit.report import markdown_table
+
+    df = pd.DataFrame([["0.1 ± 0.0", "3"], ["0.2 ± 0.1", "4"]], index=["λ = 0", "λ = 1"],
+                      columns=pd.MultiIndex.from_tuples([("gap", "mean"), ("n", "")]))
+    assert markdown_table(df) == ("| | gap · mean | n ·  |\n|---|---|---|\n"
+                                  "| λ = 0 | 0.1 ± 0.0 | 3 |\n| λ = 1 | 0.2 ± 0.1 | 4 |")

@@ -28,7 +28,7 @@ from ..losses import Objective
 from ..losses.modality import PAPER_LAMBDAS, ModalityLoss, _check_lambda, grl_objective
 from ..models import embed_dim_of
 from ..models.audio import audio_config, create_audio_model
-from ..report import Claim, combine_verdicts, paired_verdict
+from ..report import Claim, combine_verdicts, markdown_table, paired_verdict
 from ..train import TrainConfig
 from .grl_sweep import GrlSweep, _lambda_key
 from .recipe import TrainResult, fit_and_measure, profile_settings, train_clip
@@ -557,15 +557,6 @@ def table1(sweep: GrlSweep, digits: int = 1) -> pd.DataFrame:
     return out.rename(columns=lambda c: c.replace("t2i_", "T-A ").replace("i2t_", "A-T "))
 
 
-def _markdown(df: pd.DataFrame) -> str:
-    """A DataFrame as a GitHub Markdown table (index first; MultiIndex columns joined with ' · ')."""
-    cols = [" · ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in df.columns]
-    lines = ["| | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for idx, row in df.iterrows():
-        lines.append(f"| {idx} | " + " | ".join(str(v) for v in row.tolist()) + " |")
-    return "\n".join(lines)
-
-
 def results_markdown(comparison: ModalityComparison, sweeps: Mapping[str, GrlSweep], claims: Sequence[Claim],
                      settings: Mapping[str, Any]) -> str:
     """notebook 05's section of the README's results: the audio vs image gap table, the λ sweeps, the verdicts."""
@@ -578,11 +569,11 @@ def results_markdown(comparison: ModalityComparison, sweeps: Mapping[str, GrlSwe
              f"{n} seeds, mean ± std; AdamW lr {settings['lr']:g}, SGD lr {settings['sgd_lr']:g} (weight decay "
              f"{settings.get('sgd_weight_decay', 0.1):g}, classifier lr x{settings.get('sgd_classifier_lr_scale') or 1:g}) "
              f"(momentum {settings['momentum']:g}).", "",
-             "**Gap family, audio vs image (same budget).**", "", _markdown(gap), "",
-             "**Retrieval (test split; x = audio or image).**", "", _markdown(rec), ""]
+             "**Gap family, audio vs image (same budget).**", "", markdown_table(gap), "",
+             "**Retrieval (test split; x = audio or image).**", "", markdown_table(rec), ""]
     for opt, sweep in sweeps.items():
         lines += [f"**GRL λ sweep on audio, {opt}.**", "",
-                  _markdown(sweep.pm(list(SUMMARY_KEYS), digits=3)), ""]
+                  markdown_table(sweep.pm(list(SUMMARY_KEYS), digits=3)), ""]
     lines += ["**Verdicts.**", ""]
     lines += [f"- `{c.id}` — {c.claim}: **{c.verdict}** ({c.measured}: {c.mean:+.3f} ± {c.std:.3f}, n={c.n})"
               for c in claims]

@@ -32,7 +32,7 @@ from ..losses import InfoNCE, Objective
 from ..metrics import batch_metrics, chance_recall, retrieval_recall
 from ..models import create_student_teacher
 from ..negatives import BatchNegatives, QueueNegatives, RerankNegatives
-from ..report import Claim, paired_verdict
+from ..report import Claim, markdown_table, paired_verdict  # markdown_table: re-exported for the notebooks
 from ..train import TrainConfig, fit
 from .recipe import profile_settings
 from .sweep import Paired, Sweep, paired_difference, run_grid
@@ -529,15 +529,6 @@ def _equal_steps(sweep: Sweep, lo: Mapping[str, Any], hi: Mapping[str, Any], key
     a = [float(sweep.runs[(*lo.values(), s)].history[key].iloc[epoch - 1]) for s in seeds]
     b = [float(sweep.runs[(*hi.values(), s)].history[key].iloc[-1]) for s in seeds]
     return epoch, paired_difference(a, b)
-
-
-def markdown_table(df: pd.DataFrame) -> str:
-    """A DataFrame (string cells; two-level columns joined by " · ") as a Markdown table, for ``results.md``."""
-    cols = [" · ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in df.columns]
-    lines = ["| | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for idx, row in df.iterrows():
-        lines.append(f"| {idx} | " + " | ".join(str(v) for v in row.tolist()) + " |")
-    return "\n".join(lines)
 
 
 def verdict_lines(claim_list: Sequence[Claim]) -> str:
